@@ -50,9 +50,9 @@ type httpConn struct {
 // After a 101 answer to an Upgrade request the connection is spliced
 // without further checks.
 func (g *Gateway) handleHTTP(ctx context.Context, f *flow) {
-	conn := &httpConn{g: g, f: f, cl: &deadlineConn{TCPConn: f.client}}
+	conn := &httpConn{g: g, f: f, cl: &deadlineConn{TCPConn: f.client, writeTimeout: f.settings.IdleTimeout}}
 	conn.cr = bufio.NewReaderSize(conn.cl, 4096)
-	defer g.metrics.ConnectionTime.WithLabelValues(protoHTTP).Observe(time.Since(f.start).Seconds())
+	defer func() { g.metrics.ConnectionTime.WithLabelValues(protoHTTP).Observe(time.Since(f.start).Seconds()) }()
 	defer func() {
 		if conn.up != nil {
 			conn.up.Close()
@@ -183,7 +183,7 @@ func (h *httpConn) connect(ctx context.Context, rec *record, d policy.Decision, 
 	}
 	rec.upstream = upAddr
 	h.up = up
-	h.upc = &deadlineConn{TCPConn: up, timeout: s.IdleTimeout}
+	h.upc = &deadlineConn{TCPConn: up, timeout: s.IdleTimeout, writeTimeout: s.IdleTimeout}
 	h.f.setUpstream(up)
 	h.pending = make(chan *exchange, 64)
 	h.respDone = make(chan struct{})
@@ -411,7 +411,6 @@ func (h *httpConn) writeStatus(status int, body string) {
 	text := map[int]string{400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large", 502: "Bad Gateway"}[status]
 	msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		status, text, len(body), body)
-	h.cl.timeout = 5 * time.Second
 	_, _ = h.cl.Write([]byte(msg))
 }
 
@@ -419,7 +418,8 @@ func (h *httpConn) writeStatus(status int, body string) {
 // timeout bounds the silence of the peer, not the length of a transfer.
 type deadlineConn struct {
 	*net.TCPConn
-	timeout time.Duration
+	timeout      time.Duration // for reads; changed only by the reading goroutine
+	writeTimeout time.Duration // for writes; set before the conn is shared
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
@@ -430,8 +430,8 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if c.timeout > 0 {
-		_ = c.SetWriteDeadline(time.Now().Add(c.timeout))
+	if c.writeTimeout > 0 {
+		_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	return c.TCPConn.Write(p)
 }

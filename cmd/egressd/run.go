@@ -237,7 +237,7 @@ func (d *daemon) installRules(cfg *config.Config, httpLn, tlsLn net.Listener) er
 		_ = t.Remove()
 		return err
 	}
-	d.log.Info().Str("table", "inet egressd").Str("rules", t.Describe()).Msg("nftables table installed; forwarding on, ICMP redirects off")
+	d.log.Info().Str("table", "inet egressd").Str("rules", rs.Describe()).Msg("nftables table installed; forwarding on, ICMP redirects off")
 	return nil
 }
 
@@ -506,4 +506,3 @@ func (r *resolverSwitch) stats() dnscache.Stats {
 func (r *resolverSwitch) Lookup(ctx context.Context, name string, family dnscache.Family) ([]netip.Addr, error) {
 	return r.p.Load().Lookup(ctx, name, family)
 }
-

@@ -76,4 +76,3 @@ func (r *readiness) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	fmt.Fprintln(w, "ready")
 }
-
