@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bufio"
+	"io"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -207,6 +209,12 @@ func (e *env) accessLogs() []map[string]any {
 // waitLog waits for an access line matching all of want.
 func (e *env) waitLog(want map[string]any) map[string]any {
 	e.t.Helper()
+	return e.waitLogFor(e.t, want)
+}
+
+// waitLogFor is waitLog failing t (a subtest) instead of the env's test.
+func (e *env) waitLogFor(t *testing.T, want map[string]any) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, m := range e.accessLogs() {
@@ -223,7 +231,7 @@ func (e *env) waitLog(want map[string]any) map[string]any {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.t.Fatalf("no access line with %v in:\n%s", want, e.egressd.Output())
+	t.Fatalf("no access line with %v in:\n%s", want, e.egressd.Output())
 	return nil
 }
 
@@ -252,6 +260,25 @@ func (e *env) stop(sig syscall.Signal) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = e.egressd.Wait(ctx)
+}
+
+// rawHTTP sends a raw request from the client namespace and returns the
+// status line of the answer.
+func (e *env) rawHTTP(addr, request string) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := e.lab.Client.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		e.t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
 }
 
 // hostPort renders addr:port with brackets for IPv6.
