@@ -9,7 +9,6 @@ func cmdImportSquid(args []string, stdout, stderr io.Writer) int {
 	return notYet("import-squid", stderr)
 }
 func cmdSuggest(args []string, stdout, stderr io.Writer) int { return notYet("suggest", stderr) }
-func cmdDemo(args []string, stdout, stderr io.Writer) int    { return notYet("demo", stderr) }
 
 func notYet(name string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "egressd %s: not available in this build yet\n", name)

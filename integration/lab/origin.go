@@ -114,7 +114,7 @@ func StartOrigin(ns *Netns, addrs []netip.Addr, ca *CA, names []string) (*Origin
 				srv := &http.Server{Handler: o.handler("http"), ReadHeaderTimeout: 5 * time.Second}
 				go func() { _ = srv.Serve(ln) }()
 			case 443:
-				srv := &http.Server{Handler: o.handler("https"), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConf}
+				srv := &http.Server{Handler: o.handler("https"), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConf.Clone()} // ServeTLS mutates its config
 				go func() { _ = srv.ServeTLS(ln, "", "") }()
 			}
 		}
