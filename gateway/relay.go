@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -98,11 +97,4 @@ func (st *relayState) fail(a, b *net.TCPConn) {
 	now := time.Now()
 	_ = a.SetDeadline(now)
 	_ = b.SetDeadline(now)
-}
-
-// writeAll writes p to w; used for the bytes peeked from the client, which
-// must reach the upstream before the splice starts.
-func writeAll(w io.Writer, p []byte) (int64, error) {
-	n, err := w.Write(p)
-	return int64(n), err
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = dispatch(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckExampleConfig(t *testing.T) {
+	code, out, errs := runCLI("check", "-c", "egressd.example.yaml")
+	if code != exitOK || !strings.Contains(out, "ok") {
+		t.Fatalf("check of the example config: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+func TestCheckReportsEveryMistakeWithItsLine(t *testing.T) {
+	code, _, errs := runCLI("check", "-c", "testdata/three-mistakes.yaml")
+	if code != exitError {
+		t.Fatalf("exit %d, want %d", code, exitError)
+	}
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	want := []string{
+		"testdata/three-mistakes.yaml:3: intercept.http_ports[1]:",
+		"testdata/three-mistakes.yaml:5: upstream.dial_timeout:",
+		`testdata/three-mistakes.yaml:7: policy.alow: unknown key (did you mean "allow"?)`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("want %d messages, got %d:\n%s", len(want), len(lines), errs)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want prefix %q", i, lines[i], w)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--source", "10.0.3.7", "api.github.com"}, exitOK, "allow api.github.com from 10.0.3.7: rule .github.com (group ci)"},
+		{[]string{"api.github.com", "--source", "10.0.3.7"}, exitOK, "allow api.github.com"},
+		{[]string{"--source", "10.0.4.1", "api.github.com"}, exitDeny, "deny api.github.com from 10.0.4.1: not_allowed"},
+		{[]string{"api.github.com"}, exitDeny, "groups were not considered"},
+		{[]string{"NAVER.com."}, exitOK, "allow NAVER.com. from any source: rule naver.com"},
+		{[]string{"badnaver.com"}, exitDeny, "deny badnaver.com"},
+		{[]string{"203.0.113.9"}, exitOK, "rule 203.0.113.0/24 (destination address entry"},
+		{[]string{"naver.com\x00.evil"}, exitDeny, "invalid_name"},
+	} {
+		code, out, errs := runCLI(append([]string{"explain", "-c", "testdata/groups.yaml"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("explain %q: exit %d %q %q; want exit %d containing %q", tc.args, code, out, errs, tc.code, tc.want)
+		}
+	}
+	if code, _, _ := runCLI("explain", "-c", "testdata/groups.yaml"); code != exitError {
+		t.Errorf("explain without a name: exit %d, want 1", code)
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	code, out, _ := runCLI("version")
+	if code != exitOK || !strings.Contains(out, "egressd ") || !strings.Contains(out, "go go1.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, errs := runCLI("frobnicate"); code != exitError || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errs)
+	}
+}
