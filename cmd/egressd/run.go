@@ -55,11 +55,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	out := newLogOutput(stderr, cfg.Log.Level, cfg.Log.Format)
+	defer out.Close()
 	d := &daemon{path: *path, out: out, log: newLogger(out)}
 	d.cfg.Store(cfg)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if stopProfiles := startProfiles(d.log); stopProfiles != nil {
+		defer stopProfiles()
+	}
 	if err := d.run(ctx); err != nil {
 		d.log.Error().Err(err).Msg("egressd stopped")
 		return exitError

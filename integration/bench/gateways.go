@@ -61,7 +61,13 @@ log:
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.lab.Gateway.Start(b.egressdBin, "run", "-c", cfg)
+	args := []string{b.egressdBin, "run", "-c", cfg}
+	if b.profileDir != "" {
+		// A profile per run of egressd: the last round's is kept.
+		args = append([]string{"EGRESSD_CPUPROFILE=" + filepath.Join(b.profileDir, "cpu.pprof"),
+			"EGRESSD_MEMPROFILE=" + filepath.Join(b.profileDir, "allocs.pprof")}, args...)
+	}
+	p, err := b.lab.Gateway.Start("env", args...)
 	if err != nil {
 		return nil, err
 	}

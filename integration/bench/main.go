@@ -41,6 +41,9 @@ type bench struct {
 	server     *bytesServer
 	egressd    *lab.Process
 	peers      bool
+	only       map[string]bool // gateways to run; empty: all
+	workloads  map[string]bool
+	profileDir string
 
 	dur       time.Duration
 	idleConns int
@@ -72,12 +75,16 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke run: 1 round, short measurements, few idle connections")
 	peers := flag.Bool("peers", true, "also measure nginx and HAProxy when installed")
 	out := flag.String("o", "", "also write the markdown table to this file")
+	only := flag.String("only", "", "comma-separated gateways to run (kernel,egressd,nginx,haproxy)")
+	workloads := flag.String("workloads", "bulk,churn,idle", "comma-separated workloads")
+	profile := flag.String("profile", "", "write egressd CPU and allocation profiles (pprof) into this directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, nftables)")
 		os.Exit(1)
 	}
-	b := &bench{dur: 5 * time.Second, idleConns: 9000, churnConc: 64, peers: *peers}
+	b := &bench{dur: 5 * time.Second, idleConns: 9000, churnConc: 64, peers: *peers,
+		only: set(*only), workloads: set(*workloads), profileDir: *profile}
 	if *quick {
 		*rounds, b.dur, b.idleConns = 1, time.Second, 200
 	}
@@ -131,7 +138,12 @@ func (b *bench) run(rounds int) (string, error) {
 	}
 	defer b.server.close()
 
-	gws := gateways(b)
+	var gws []gateway
+	for _, gw := range gateways(b) {
+		if len(b.only) == 0 || b.only[gw.name] {
+			gws = append(gws, gw)
+		}
+	}
 	results := map[string][]sample{}
 	for r := 0; r < rounds; r++ {
 		for _, gw := range gws {
@@ -156,6 +168,16 @@ func (b *bench) run(rounds int) (string, error) {
 		}
 	}
 	return report(gws, results, rounds), nil
+}
+
+func set(csv string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Split(csv, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			m[f] = true
+		}
+	}
+	return m
 }
 
 func moduleRoot() string {
@@ -246,6 +268,9 @@ func (b *bench) measure(ctx context.Context) (sample, error) {
 	}
 	// bulk, 1 and 8 connections
 	for _, n := range []int{1, 8} {
+		if !b.workloads["bulk"] {
+			break
+		}
 		c0, m0 := procCPU(pids), readMachineCPU()
 		r, err := b.loadgen(ctx, nil, "-mode", "bulk", "-conns", fmt.Sprint(n), "-dur", b.dur.String())
 		if err != nil {
@@ -268,11 +293,24 @@ func (b *bench) measure(ctx context.Context) (sample, error) {
 			s.machinePerGiB = m.busy / gib
 		}
 	}
-	// churn
+	if b.workloads["churn"] {
+		if err := b.churn(ctx, &s, pids, steal); err != nil {
+			return s, err
+		}
+	}
+	if b.workloads["idle"] {
+		if err := b.idle(ctx, &s); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func (b *bench) churn(ctx context.Context, s *sample, pids []int, steal func(machineCPU)) error {
 	c0, m0 := procCPU(pids), readMachineCPU()
 	r, err := b.loadgen(ctx, nil, "-mode", "churn", "-conns", fmt.Sprint(b.churnConc), "-dur", b.dur.String())
 	if err != nil {
-		return s, err
+		return err
 	}
 	c1, m1 := procCPU(pids), readMachineCPU()
 	steal(m1.sub(m0))
@@ -283,14 +321,17 @@ func (b *bench) measure(ctx context.Context) (sample, error) {
 		s.cpuPer1000 = (c1 - c0) / float64(r.Conns) * 1000
 		s.machinePer1000 = m1.sub(m0).busy / float64(r.Conns) * 1000
 	}
-	// idle
+	return nil
+}
+
+func (b *bench) idle(ctx context.Context, s *sample) error {
 	time.Sleep(500 * time.Millisecond) // churned sockets settle
-	pids = nsPIDs(b.lab.Gateway.Name)
+	pids := nsPIDs(b.lab.Gateway.Name)
 	rss0, fds0 := procRSS(pids)
 	var rss1 float64
 	var fds1 int
 	held := 0.0
-	_, err = b.loadgen(ctx, func(line string) {
+	_, err := b.loadgen(ctx, func(line string) {
 		if strings.HasPrefix(line, "holding") {
 			time.Sleep(time.Second)
 			held = float64(b.server.held.Load())
@@ -298,14 +339,14 @@ func (b *bench) measure(ctx context.Context) (sample, error) {
 		}
 	}, "-mode", "idle", "-conns", fmt.Sprint(b.idleConns), "-dur", "2s")
 	if err != nil {
-		return s, err
+		return err
 	}
 	s.idleHeld = held
 	if held > 0 {
 		s.rssPerConn = (rss1 - rss0) / held
 		s.fdsPerConn = float64(fds1-fds0) / held
 	}
-	return s, nil
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

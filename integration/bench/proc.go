@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -87,9 +86,4 @@ func readMachineCPU() machineCPU {
 
 func (a machineCPU) sub(b machineCPU) machineCPU {
 	return machineCPU{a.busy - b.busy, a.steal - b.steal, a.total - b.total}
-}
-
-func run(ctx context.Context, name string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	return string(out), err
 }
