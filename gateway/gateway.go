@@ -80,7 +80,9 @@ func New(opts Options, s *Settings) *Gateway {
 		opts.Metrics = NewMetrics(nil)
 	}
 	if opts.Dial == nil {
-		var d net.Dialer
+		// Keep-alive off, as on the listeners: idle_timeout ends silent
+		// connections without per-socket setsockopt calls.
+		d := net.Dialer{KeepAlive: -1}
 		opts.Dial = d.DialContext
 	}
 	if opts.OriginalDst == nil {

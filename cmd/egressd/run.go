@@ -189,7 +189,11 @@ loop:
 
 // listen opens one of the listeners with an error that says what to fix.
 func listen(key, addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive probes: limits.idle_timeout ends silent
+	// connections, and the four setsockopt calls per accepted connection
+	// are measurable under churn.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%s %s: address already in use (is another egressd running? choose a free port for %s)", key, addr, key)

@@ -237,7 +237,7 @@ func (e *Engine) Relay(client, upstream *net.TCPConn, idle time.Duration, done f
 	if err != nil {
 		return nil, err
 	}
-	l := e.loops[int(e.next.Add(1))%len(e.loops)]
+	l := e.loops[e.next.Add(1)%uint32(len(e.loops))]
 	p := &Pair{
 		l: l, id: e.nextID.Add(1), client: client, upstream: upstream,
 		cfd: cfd, ufd: ufd, idle: idle, done: done,

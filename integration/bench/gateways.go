@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/egressd/egressd/integration/lab"
@@ -67,6 +68,10 @@ log:
 		args = append([]string{"EGRESSD_CPUPROFILE=" + filepath.Join(b.profileDir, "cpu.pprof"),
 			"EGRESSD_MEMPROFILE=" + filepath.Join(b.profileDir, "allocs.pprof")}, args...)
 	}
+	args = append(slices.Clone(b.env), args...)
+	if b.strace != "" {
+		args = append([]string{"strace", "-f", "-c", "-o", b.strace}, args...)
+	}
 	p, err := b.lab.Gateway.Start("env", args...)
 	if err != nil {
 		return nil, err
@@ -79,6 +84,10 @@ log:
 	}
 	b.egressd = p
 	return func() {
+		if b.strace != "" {
+			// strace forwards the signal and writes its summary on exit.
+			_, _ = b.lab.Gateway.Run(context.Background(), "pkill", "-TERM", "-x", "egressd")
+		}
 		_ = p.Signal(15)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -44,6 +44,8 @@ type bench struct {
 	only       map[string]bool // gateways to run; empty: all
 	workloads  map[string]bool
 	profileDir string
+	strace     string // write an strace -c syscall summary of egressd here
+	env        []string
 
 	dur       time.Duration
 	idleConns int
@@ -78,13 +80,18 @@ func main() {
 	only := flag.String("only", "", "comma-separated gateways to run (kernel,egressd,nginx,haproxy)")
 	workloads := flag.String("workloads", "bulk,churn,idle", "comma-separated workloads")
 	profile := flag.String("profile", "", "write egressd CPU and allocation profiles (pprof) into this directory")
+	envFlag := flag.String("env", "", "comma-separated VAR=value for egressd (e.g. GOMAXPROCS=1)")
+	strace := flag.String("strace", "", "run egressd under `strace -f -c` and write the syscall summary to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, nftables)")
 		os.Exit(1)
 	}
 	b := &bench{dur: 5 * time.Second, idleConns: 9000, churnConc: 64, peers: *peers,
-		only: set(*only), workloads: set(*workloads), profileDir: *profile}
+		only: set(*only), workloads: set(*workloads), profileDir: *profile, strace: *strace}
+	if *envFlag != "" {
+		b.env = strings.Split(*envFlag, ",")
+	}
 	if *quick {
 		*rounds, b.dur, b.idleConns = 1, time.Second, 200
 	}
