@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/egressd/egressd/gateway/splice"
 )
 
 // flow is one client connection being served.
@@ -26,6 +28,13 @@ type flow struct {
 
 	mu       sync.Mutex
 	upstream net.Conn
+	pair     *splice.Pair // set when the relay engine owns the sockets
+
+	// handedOff is set by the handler before it returns when the relay
+	// engine took the connection; release then runs from the engine's
+	// done callback instead of after the handler.
+	handedOff bool
+	release   func()
 }
 
 func (g *Gateway) newFlow(c *net.TCPConn, proto string, s *Settings) *flow {
@@ -36,8 +45,15 @@ func (g *Gateway) newFlow(c *net.TCPConn, proto string, s *Settings) *flow {
 	// write or splice at once.
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
-		up := f.upstream
+		up, pair := f.upstream, f.pair
 		f.mu.Unlock()
+		if pair != nil {
+			// The engine owns the sockets: only it may close them.
+			if context.Cause(ctx) != context.Canceled {
+				pair.Abort()
+			}
+			return
+		}
 		if context.Cause(ctx) == context.Canceled {
 			f.client.Close() // the handler is done: a normal close
 		} else {
@@ -72,6 +88,17 @@ func (f *flow) setUpstream(c net.Conn) {
 	f.mu.Unlock()
 	if f.ctx.Err() != nil { // aborted while dialing
 		c.Close()
+	}
+}
+
+// setPair records that the engine owns the sockets; a flow aborted
+// meanwhile is aborted in the engine too.
+func (f *flow) setPair(p *splice.Pair) {
+	f.mu.Lock()
+	f.pair = p
+	f.mu.Unlock()
+	if err := context.Cause(f.ctx); err != nil && err != context.Canceled {
+		p.Abort()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/egressd/egressd/gateway/dnscache"
+	"github.com/egressd/egressd/gateway/splice"
 	"github.com/egressd/egressd/nat"
 	"github.com/egressd/egressd/policy"
 )
@@ -56,6 +57,10 @@ type Options struct {
 	// OriginalDst returns the destination the client dialed before the
 	// redirect; nil uses nat.OriginalDst (SO_ORIGINAL_DST).
 	OriginalDst func(*net.TCPConn) (netip.AddrPort, error)
+	// Engine relays allowed TLS connections from epoll loops, so that an
+	// idle connection holds two fds and no goroutine. nil: a goroutine
+	// pair per connection (relay.go).
+	Engine *splice.Engine
 }
 
 // Gateway serves redirected connections. Create it with New.
@@ -182,13 +187,18 @@ func (g *Gateway) serve(ctx context.Context, ln net.Listener, proto string, hand
 		}
 		f := g.newFlow(tc, proto, s)
 		g.wg.Add(1)
+		g.metrics.Active.WithLabelValues(proto).Inc()
+		f.release = func() {
+			g.metrics.Active.WithLabelValues(proto).Dec()
+			g.forget(f)
+			g.active.Add(-1)
+			g.wg.Done()
+		}
 		go func() {
-			defer g.wg.Done()
-			defer g.active.Add(-1)
-			defer g.forget(f)
-			g.metrics.Active.WithLabelValues(proto).Inc()
-			defer g.metrics.Active.WithLabelValues(proto).Dec()
 			handle(f.ctx, f)
+			if !f.handedOff {
+				f.release()
+			}
 		}()
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/egressd/egressd/gateway/dnscache"
+	"github.com/egressd/egressd/gateway/splice"
 	"github.com/egressd/egressd/policy"
 )
 
@@ -82,6 +83,11 @@ type testGateway struct {
 
 func startGateway(t *testing.T, proto string, allow []string, dst netip.AddrPort, resolver fakeResolver, tweak func(*Settings)) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, nil, proto, allow, dst, resolver, tweak)
+}
+
+func startGatewayWith(t *testing.T, engine *splice.Engine, proto string, allow []string, dst netip.AddrPort, resolver fakeResolver, tweak func(*Settings)) *testGateway {
+	t.Helper()
 	pol, err := policy.New(policy.Spec{Allow: allow})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +102,7 @@ func startGateway(t *testing.T, proto string, allow []string, dst netip.AddrPort
 		Log:         zerolog.New(logs),
 		Resolver:    resolver,
 		OriginalDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
+		Engine:      engine,
 	}, s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -145,6 +152,20 @@ func (tg *testGateway) waitRecords(t *testing.T, n int) []map[string]any {
 }
 
 func TestTLSAllowedIsSplicedToTheNamesAddress(t *testing.T) {
+	for _, withEngine := range []bool{false, true} {
+		t.Run(fmt.Sprintf("engine=%v", withEngine), func(t *testing.T) { testTLSAllowed(t, withEngine) })
+	}
+}
+
+func testTLSAllowed(t *testing.T, withEngine bool) {
+	var engine *splice.Engine
+	if withEngine {
+		var err error
+		if engine, err = splice.NewEngine(splice.Options{Loops: 1}); err != nil {
+			t.Fatal(err)
+		}
+		defer engine.Close()
+	}
 	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello %s", r.Host)
 	}))
@@ -153,7 +174,7 @@ func TestTLSAllowedIsSplicedToTheNamesAddress(t *testing.T) {
 	// The client "dialed" 127.0.0.66 with an allowed SNI: resolve mode must
 	// carry it to the name's own address instead.
 	spoofed := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.66"), originAP.Port())
-	tg := startGateway(t, protoTLS, []string{"allowed.example"}, spoofed,
+	tg := startGatewayWith(t, engine, protoTLS, []string{"allowed.example"}, spoofed,
 		fakeResolver{"allowed.example": {originAP.Addr()}}, nil)
 
 	client := &http.Client{Transport: &http.Transport{

@@ -10,6 +10,7 @@ import (
 
 	"github.com/inetaf/tcpproxy"
 
+	"github.com/egressd/egressd/gateway/splice"
 	"github.com/egressd/egressd/policy"
 	"github.com/egressd/egressd/sniff"
 )
@@ -23,7 +24,11 @@ var helloBuffers = sync.Pool{New: func() any { b := make([]byte, 4096); return &
 func (g *Gateway) handleTLS(ctx context.Context, f *flow) {
 	s := f.settings
 	rec := g.newRecord(f)
-	defer func() { g.finish(f, rec) }()
+	defer func() {
+		if !f.handedOff {
+			g.finish(f, rec)
+		}
+	}()
 
 	dst, ok := g.originalDst(f, rec)
 	if !ok {
@@ -107,6 +112,25 @@ func (g *Gateway) spliceTLS(ctx context.Context, f *flow, rec *record, d *policy
 		return
 	}
 	client := tcpproxy.UnderlyingConn(pc).(*net.TCPConn)
+	if g.opts.Engine != nil {
+		// Hand the pair to the epoll engine and return: an idle
+		// connection then holds its two sockets and nothing else.
+		f.handedOff = true
+		pair, err := g.opts.Engine.Relay(client, up, s.IdleTimeout, func(r splice.Result) {
+			rec.up += r.Up
+			rec.down = r.Down
+			if r.IdleTimedOut {
+				rec.err = reasonIdleTimeout
+			}
+			g.finish(f, rec)
+			f.release()
+		})
+		if err == nil {
+			f.setPair(pair)
+			return
+		}
+		f.handedOff = false // engine closed: relay here instead
+	}
 	r := relay(client, up, s.IdleTimeout)
 	rec.up += r.up
 	rec.down = r.down

@@ -27,16 +27,19 @@ import (
 	"github.com/egressd/egressd/gateway"
 	"github.com/egressd/egressd/gateway/admin"
 	"github.com/egressd/egressd/gateway/dnscache"
+	"github.com/egressd/egressd/gateway/splice"
 	"github.com/egressd/egressd/nat"
 	"github.com/egressd/egressd/policy/config"
 )
 
-// fdsPerConnection is what one proxied connection holds at most: the two
-// sockets and, while bytes are spliced, one pipe (two fds) per direction.
-const fdsPerConnection = 6
+// fdsPerConnection is what one idle proxied connection holds: its two
+// sockets. The relay engine takes a pipe (two fds) only while a direction
+// is moving bytes, from fdReserve.
+const fdsPerConnection = 2
 
-// fdReserve is kept for listeners, the resolver, the admin server and logs.
-const fdReserve = 256
+// fdReserve is kept for listeners, the resolver, the admin server, logs,
+// and the splice pipes of the connections that are moving bytes.
+const fdReserve = 1024
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -133,10 +136,16 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		d.log.Warn().Msg("intercept.nftables is false: no rules installed; redirect traffic to the listeners yourself")
 	}
 
+	engine, err := splice.NewEngine(splice.Options{})
+	if err != nil {
+		return fmt.Errorf("starting the relay engine: %w", err)
+	}
+	defer engine.Close()
 	d.gw = gateway.New(gateway.Options{
 		Log:      d.log,
 		Metrics:  gateway.NewMetrics(d.reg),
 		Resolver: &d.resolver,
+		Engine:   engine,
 	}, d.settings(cfg))
 
 	if cfg.Listen.Admin != "" {
