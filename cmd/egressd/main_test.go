@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -72,5 +73,42 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 	}
 	if code, _, errs := runCLI("frobnicate"); code != exitError || !strings.Contains(errs, "unknown command") {
 		t.Fatalf("unknown command: %d %q", code, errs)
+	}
+}
+
+func TestImportSquidThenCheckAndExplain(t *testing.T) {
+	code, yaml, errs := runCLI("import-squid", "--sources", "10.0.0.0/16", "testdata/classic-squid.conf")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	path := t.TempDir() + "/egressd.yaml"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI("check", "-c", path); code != exitOK {
+		t.Fatalf("check of the imported config: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := runCLI("explain", "-c", path, "naver.com"); code != exitOK {
+		t.Fatalf("naver.com: %d %s", code, out)
+	}
+	if code, out, _ := runCLI("explain", "-c", path, "google.co.kr"); code != exitDeny {
+		t.Fatalf("google.co.kr: %d %s", code, out)
+	}
+	// Without sources there is nothing to intercept: a clear error.
+	if code, _, errs := runCLI("import-squid", "testdata/classic-squid.conf"); code != exitError || !strings.Contains(errs, "--sources") {
+		t.Fatalf("without --sources: %d %s", code, errs)
+	}
+	// What cannot be translated is listed with its line, exit 2.
+	code, _, errs = runCLI("import-squid", "../../policy/squidconf/testdata/rich.conf")
+	if code != exitPartial || !strings.Contains(errs, "rich.conf:15: not translated") {
+		t.Fatalf("rich config: exit %d\n%s", code, errs)
+	}
+}
+
+func TestSuggestRecordedLog(t *testing.T) {
+	code, out, errs := runCLI("suggest", "../../policy/suggest/testdata/monitor.log")
+	want, _ := os.ReadFile("../../policy/suggest/testdata/monitor.golden")
+	if code != exitOK || out != string(want) || !strings.Contains(errs, "1 lines were not JSON") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 }
