@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"os"
 	"regexp"
@@ -183,4 +184,37 @@ func TestReadyzFailsWhenResolverIsDown(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("readyz did not recover with the resolver back")
+}
+
+func TestReloadRevokesOpenConnections(t *testing.T) {
+	e := newEnv(t)
+	e.start(e.config("", "", ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, err := e.lab.Client.DialContext(ctx, "tcp", hostPort(e.allowed4, 443))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, &tls.Config{ServerName: allowedName, RootCAs: caPool(t, e.caFile), NextProtos: []string{"http/1.1"}})
+	defer conn.Close()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Remove allowed.example and reload: the open connection must close.
+	cfg := strings.Replace(e.config("", "", ""), "    - "+allowedName+"\n", "", 1)
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.egressd.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e.waitOutput(`"message":"config reloaded"`, 1)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Fatalf("connection still open after its name was removed: %v", err)
+	}
+	e.waitLog(map[string]any{"host": allowedName, "reason": "policy_revoked"})
+	if !strings.Contains(e.egressd.Output(), `"revoked_connections":1`) {
+		t.Fatalf("reload did not report the revocation:\n%s", e.egressd.Output())
+	}
 }

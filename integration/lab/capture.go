@@ -4,30 +4,45 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Capture is a running tcpdump on one interface of a namespace.
+// Capture is tcpdump running on one interface of a namespace, one line per
+// packet (-n -tt: numeric addresses, epoch timestamps), e.g.
+//
+//	1732512345.123456 IP 198.51.100.1.40312 > 203.0.113.10.443: Flags [S], …
+//	1732512345.123457 IP6 2001:db8:100::1.40314 > 2001:db8:203::10.443: Flags [S], …
+//
+// so "> 203.0.113.10.443" matches the packets sent to that address and port.
 type Capture struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	done  chan struct{}
+	cmd  *exec.Cmd
+	done chan struct{} // closed once tcpdump has exited and its output is read
+
+	mu       sync.Mutex
+	lines    []string
+	stderr   strings.Builder
+	stopping bool
+	waitErr  error
 }
 
-// StartCapture starts tcpdump and returns once it is listening (so that no
-// packet sent after StartCapture returns can be missed).
+// StartCapture runs tcpdump on iface in ns with a BPF filter ("" for every
+// packet, or e.g. "tcp port 443", "host 203.0.113.11"). It returns once
+// tcpdump reports that it is listening, so no packet sent afterwards is
+// missed; ctx bounds that wait only (10 s at most). Stop ends it; so does
+// the lab's Close.
 func StartCapture(ctx context.Context, ns *Netns, iface, filter string) (*Capture, error) {
-	args := []string{"netns", "exec", ns.Name, "tcpdump", "-Z", "root", "-n", "-l", "--immediate-mode", "-i", iface}
-	if filter != "" {
-		args = append(args, strings.Fields(filter)...)
+	args := []string{"-Z", "root", "-n", "-l", "-tt", "--immediate-mode", "-i", iface}
+	if strings.TrimSpace(filter) != "" {
+		args = append(args, filter)
 	}
-	cmd := exec.Command("ip", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd := ns.Command(context.Background(), "tcpdump", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -36,54 +51,68 @@ func StartCapture(ctx context.Context, ns *Netns, iface, filter string) (*Captur
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting tcpdump in %s: %w", ns.Name, err)
-	}
 	c := &Capture{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan string, 1)
+	if ns.lab != nil {
+		if err := ns.lab.onClose(c.kill); err != nil {
+			return nil, err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		close(c.done)
+		return nil, fmt.Errorf("lab: starting tcpdump in namespace %s: %w", ns.Name, err)
+	}
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		var seen []string
-		for sc.Scan() {
-			seen = append(seen, sc.Text())
-			if strings.Contains(sc.Text(), "listening on") {
-				ready <- ""
-				break
+		defer wg.Done()
+		c.read(stdout, func(line string) { c.lines = append(c.lines, line) })
+	}()
+	go func() {
+		defer wg.Done()
+		seen := false
+		c.read(stderr, func(line string) {
+			c.stderr.WriteString(line + "\n")
+			if !seen && strings.Contains(line, "listening on") {
+				seen = true
+				close(ready)
 			}
-		}
-		select {
-		case ready <- strings.Join(seen, "\n"):
-		default:
-		}
-		for sc.Scan() {
-		}
+		})
 	}()
 	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.lines = append(c.lines, sc.Text())
-			c.mu.Unlock()
-		}
-		_ = cmd.Wait()
+		wg.Wait()
+		err := cmd.Wait()
+		c.mu.Lock()
+		c.waitErr = err
+		c.mu.Unlock()
+		close(c.done)
 	}()
+
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	select {
-	case msg := <-ready:
-		if msg != "" {
-			c.Stop()
-			return nil, fmt.Errorf("tcpdump did not start: %s", msg)
-		}
+	case <-ready:
+		return c, nil
+	case <-c.done:
+		return nil, fmt.Errorf("lab: tcpdump on %s in namespace %s exited: %v: %s",
+			iface, ns.Name, c.exitErr(), strings.TrimSpace(c.stderrText()))
 	case <-ctx.Done():
-		c.Stop()
-		return nil, fmt.Errorf("tcpdump not listening: %w", ctx.Err())
+		c.kill()
+		return nil, fmt.Errorf("lab: tcpdump on %s in namespace %s not listening: %w: %s",
+			iface, ns.Name, ctx.Err(), strings.TrimSpace(c.stderrText()))
 	}
-	if ns.lab != nil {
-		ns.lab.track(&Process{Name: "tcpdump", cmd: cmd, out: &lockedBuffer{}, done: c.done})
+}
+
+// read calls add, under the lock, for each line of r.
+func (c *Capture) read(r io.Reader, add func(string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		c.mu.Lock()
+		add(sc.Text())
+		c.mu.Unlock()
 	}
-	return c, nil
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // Lines returns the packets seen so far, one line each.
@@ -93,17 +122,72 @@ func (c *Capture) Lines() []string {
 	return append([]string(nil), c.lines...)
 }
 
-// Stop ends the capture (letting tcpdump flush) and returns its lines.
+// Stop lets packets in flight arrive, ends tcpdump and returns every line.
+// Calling it again returns the same lines.
 func (c *Capture) Stop() []string {
-	time.Sleep(100 * time.Millisecond) // packets in flight reach the capture
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	c.mu.Lock()
+	first := !c.stopping
+	c.stopping = true
+	c.mu.Unlock()
+	if first {
+		time.Sleep(100 * time.Millisecond)
+		_ = c.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-c.done:
+		case <-time.After(3 * time.Second):
+			c.kill()
+		}
+	}
+	<-c.done
+	return c.Lines()
+}
+
+// kill ends tcpdump at once (the lab's Close).
+func (c *Capture) kill() {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	if c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	}
 	select {
 	case <-c.done:
-	case <-time.After(3 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
+	case <-time.After(5 * time.Second):
 	}
-	return c.Lines()
+}
+
+var droppedRE = regexp.MustCompile(`(?m)^([0-9]+) packets? dropped by kernel`)
+
+// Err reports, once tcpdump has ended, whether the lines are incomplete:
+// tcpdump died by itself (an interface deleted, say) or the kernel dropped
+// packets it could not hand over in time. It is nil while tcpdump runs.
+func (c *Capture) Err() error {
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopping {
+		return fmt.Errorf("lab: tcpdump ended by itself (%v): %s", c.waitErr, strings.TrimSpace(c.stderr.String()))
+	}
+	if m := droppedRE.FindStringSubmatch(c.stderr.String()); m != nil && m[1] != "0" {
+		return fmt.Errorf("lab: tcpdump: %s packets dropped by kernel; the capture is incomplete", m[1])
+	}
+	return nil
+}
+
+func (c *Capture) exitErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waitErr
+}
+
+func (c *Capture) stderrText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.String()
 }
 
 // Matching returns the lines that contain substr.
@@ -115,4 +199,15 @@ func Matching(lines []string, substr string) []string {
 		}
 	}
 	return out
+}
+
+// CountMatching is the number of lines that contain substr.
+func CountMatching(lines []string, substr string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
 }

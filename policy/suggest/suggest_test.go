@@ -53,3 +53,20 @@ func TestSuggestFromMonitorLog(t *testing.T) {
 		t.Fatalf("egressd rejects the suggestion: %v", err)
 	}
 }
+
+func FuzzRead(f *testing.F) {
+	f.Add(`{"src":"10.0.0.1:1","dst":"203.0.113.9:443","host":"a.example","decision":"deny","enforced":false}` + "\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		a := NewAggregator()
+		if err := a.Read(strings.NewReader(in)); err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := a.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Parse("s.yaml", []byte("intercept:\n  sources: [10.0.0.0/16]\n"+out.String())); err != nil {
+			t.Fatalf("suggestion rejected: %v\n%s", err, out.String())
+		}
+	})
+}
