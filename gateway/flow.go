@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,8 +12,6 @@ import (
 
 // flow is one client connection being served.
 type flow struct {
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
 	client   *net.TCPConn
 	proto    string
 	settings *Settings // the snapshot this connection was accepted with
@@ -27,6 +24,7 @@ type flow struct {
 	decided atomic.Bool
 
 	mu       sync.Mutex
+	cause    error // why the gateway aborted the flow; nil while it runs
 	upstream net.Conn
 	pair     *splice.Pair // set when the relay engine owns the sockets
 
@@ -37,43 +35,28 @@ type flow struct {
 	release   func()
 }
 
+// newFlow registers a connection. A flow holds no context or timer: an
+// idle spliced connection should cost little more than its two sockets.
 func (g *Gateway) newFlow(c *net.TCPConn, proto string, s *Settings) *flow {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	f := &flow{ctx: ctx, cancel: cancel, client: c, proto: proto, settings: s, start: time.Now(),
-		src: addrPort(c.RemoteAddr())}
-	// Cancelling the flow closes its sockets, which ends any blocked read,
-	// write or splice at once.
-	context.AfterFunc(ctx, func() {
-		f.mu.Lock()
-		up, pair := f.upstream, f.pair
-		f.mu.Unlock()
-		if pair != nil {
-			// The engine owns the sockets: only it may close them.
-			if context.Cause(ctx) != context.Canceled {
-				pair.Abort()
-			}
-			return
-		}
-		if context.Cause(ctx) == context.Canceled {
-			f.client.Close() // the handler is done: a normal close
-		} else {
-			reset(f.client) // aborted: the client must not mistake it for a clean end
-		}
-		if up != nil {
-			up.Close()
-		}
-	})
+	f := &flow{client: c, proto: proto, settings: s, start: time.Now(), src: addrPort(c.RemoteAddr())}
 	g.mu.Lock()
 	g.flows[f] = struct{}{}
 	g.mu.Unlock()
 	return f
 }
 
+// forget unregisters a flow whose handler (or relay) is done, and closes
+// the client socket if the handler left it open (a normal close).
 func (g *Gateway) forget(f *flow) {
 	g.mu.Lock()
 	delete(g.flows, f)
 	g.mu.Unlock()
-	f.cancel(nil)
+	f.mu.Lock()
+	pair := f.pair
+	f.mu.Unlock()
+	if pair == nil {
+		f.client.Close()
+	}
 }
 
 // setDecided records what the decision was about, for revocation checks.
@@ -82,11 +65,14 @@ func (f *flow) setDecided(name string, dst netip.AddrPort) {
 	f.decided.Store(true)
 }
 
+// setUpstream records the upstream socket so that an abort closes it; an
+// upstream dialed after an abort is closed at once.
 func (f *flow) setUpstream(c net.Conn) {
 	f.mu.Lock()
 	f.upstream = c
+	aborted := f.cause != nil
 	f.mu.Unlock()
-	if f.ctx.Err() != nil { // aborted while dialing
+	if aborted {
 		c.Close()
 	}
 }
@@ -96,20 +82,51 @@ func (f *flow) setUpstream(c net.Conn) {
 func (f *flow) setPair(p *splice.Pair) {
 	f.mu.Lock()
 	f.pair = p
+	aborted := f.cause != nil
 	f.mu.Unlock()
-	if err := context.Cause(f.ctx); err != nil && err != context.Canceled {
+	if aborted {
 		p.Abort()
 	}
 }
 
-func (f *flow) revoke()           { f.abort(errRevoked) }
-func (f *flow) abort(cause error) { f.cancel(cause) }
+func (f *flow) revoke() { f.abort(errRevoked) }
+
+// abort ends the flow now: the client gets a reset (it must not mistake
+// the end for a clean one), the upstream is closed, and any blocked read,
+// write or splice returns at once.
+func (f *flow) abort(cause error) {
+	f.mu.Lock()
+	if f.cause != nil {
+		f.mu.Unlock()
+		return
+	}
+	f.cause = cause
+	up, pair := f.upstream, f.pair
+	f.mu.Unlock()
+	if pair != nil {
+		pair.Abort() // the engine owns the sockets: only it may close them
+		return
+	}
+	reset(f.client)
+	if up != nil {
+		up.Close()
+	}
+}
+
+// aborted reports whether the gateway has aborted the flow.
+func (f *flow) aborted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cause != nil
+}
 
 // abortReason is the access-log reason for a flow ended by the gateway
 // (revocation, drain), or "" when it ended by itself.
 func (f *flow) abortReason() string {
-	if err := context.Cause(f.ctx); err == errRevoked || err == errDrained {
-		return err.Error()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cause == errRevoked || f.cause == errDrained {
+		return f.cause.Error()
 	}
 	return ""
 }

@@ -195,7 +195,8 @@ func (g *Gateway) serve(ctx context.Context, ln net.Listener, proto string, hand
 			g.wg.Done()
 		}
 		go func() {
-			handle(f.ctx, f)
+			// Not the listener's context: a stop lets connections finish (Drain).
+			handle(context.Background(), f)
 			if !f.handedOff {
 				f.release()
 			}

@@ -22,6 +22,7 @@ const maxHeadBytes = 64 << 10
 // exchange is one request forwarded upstream and awaiting its response.
 type exchange struct {
 	rec     *record
+	up      atomic.Int64 // request bytes forwarded so far (the body may still be moving when the answer is logged)
 	method  string
 	upgrade bool
 	result  chan bool // for an upgrade: true when the server answered 101
@@ -81,7 +82,7 @@ func (h *httpConn) requestLoop(ctx context.Context) {
 			h.cl.timeout = s.SniffTimeout
 		}
 		if _, err := h.cr.Peek(1); err != nil {
-			if isTimeout(err) && !first && h.inFlight.Load() > 0 && ctx.Err() == nil {
+			if isTimeout(err) && !first && h.inFlight.Load() > 0 && !h.f.aborted() {
 				continue
 			}
 			h.endRequests(ctx, err, first)
@@ -130,7 +131,7 @@ func (h *httpConn) requestLoop(ctx context.Context) {
 		}
 		h.cl.timeout = s.IdleTimeout // a body may be slow; only silence counts
 		n, err := h.forwardRequest(req)
-		rec.up = n
+		ex.up.Store(n)
 		if err != nil {
 			h.f.abort(err)
 			return
@@ -139,6 +140,7 @@ func (h *httpConn) requestLoop(ctx context.Context) {
 			select {
 			case ok := <-ex.result:
 				if ok {
+					ex.rec.up = ex.up.Load()
 					h.spliceUpgraded(ex.rec)
 					return
 				}
@@ -219,6 +221,7 @@ func (h *httpConn) responseLoop() {
 		if h.upgraded.Load() {
 			return // the request loop splices now and logs at the end
 		}
+		ex.rec.up = ex.up.Load()
 		h.g.emit(ex.rec)
 		if ex.upgrade {
 			ex.result <- false
@@ -303,6 +306,7 @@ func (h *httpConn) failPending() {
 			}
 			h.inFlight.Add(-1)
 			ex.rec.err = "connection ended before the response"
+			ex.rec.up = ex.up.Load()
 			h.g.emit(ex.rec)
 			if ex.upgrade {
 				ex.result <- false
@@ -340,7 +344,7 @@ func (h *httpConn) spliceUpgraded(rec *record) {
 // idle client, or a client that never sent a request in time.
 func (h *httpConn) endRequests(ctx context.Context, err error, first bool) {
 	if first {
-		if errors.Is(err, io.EOF) || ctx.Err() != nil {
+		if errors.Is(err, io.EOF) || h.f.aborted() {
 			return // connected and left: nothing to log
 		}
 		rec := h.g.newRecord(h.f)

@@ -47,7 +47,7 @@ func (g *Gateway) handleTLS(ctx context.Context, f *flow) {
 		g.metrics.SniffFailures.WithLabelValues(protoTLS, reason).Inc()
 		rec.deny("sniff_"+reason, s.Policy.Mode() == policy.Enforce)
 		rec.err = err.Error()
-		if rec.enforced || errors.Is(err, sniff.ErrTruncated) || ctx.Err() != nil {
+		if rec.enforced || errors.Is(err, sniff.ErrTruncated) || f.aborted() {
 			reset(f.client)
 			return
 		}

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -61,19 +63,36 @@ func TestDemoCleansUpOnCtrlC(t *testing.T) {
 		t.Skip("needs root")
 	}
 	cmd := exec.Command(egressdBin, "demo")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Interrupt once the lab exists.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(leftovers(t, cmd.Process.Pid)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	var out strings.Builder
+	serving, scanned := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "egressd runs in the gateway namespace") {
+				once = true
+				close(serving)
+			}
+		}
+	}()
+	// Interrupt while the lab and egressd are up.
+	select {
+	case <-serving:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("demo never got egressd serving")
 	}
-	time.Sleep(300 * time.Millisecond)
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	_ = cmd.Wait()
+	pw.Close()
+	<-scanned
 	if left := leftovers(t, cmd.Process.Pid); len(left) > 0 {
 		t.Fatalf("namespaces left after Ctrl-C: %v\n%s", left, out.String())
 	}

@@ -4,68 +4,60 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
 // TableName is the name of egressd's table in the inet family.
 const TableName = "egressd"
 
-// Other is what happens to forwarded traffic from the sources that is not
-// redirected to egressd.
-type Other string
-
-// The values of intercept.other.
+// Names of the table's counters: the keys of Tables.Counters. Each counts
+// packets of both address families.
 const (
-	OtherDrop       Other = "drop"
-	OtherReject     Other = "reject"
-	OtherMasquerade Other = "masquerade"
+	CounterToGateway      = "to_gateway"              // new connections addressed to the gateway itself, not intercepted
+	CounterRedirectHTTP   = "redirect_http"           // connections redirected to the HTTP listener
+	CounterRedirectTLS    = "redirect_tls"            // connections redirected to the TLS listener
+	CounterEstablished    = "established"             // forwarded packets of established or related flows
+	CounterOtherDrop      = "other_drop"              // other forwarded packets from sources, dropped
+	CounterOtherReject    = "other_reject"            // other forwarded packets from sources, rejected
+	CounterOtherForward   = "other_masquerade"        // other forwarded packets from sources, let through
+	CounterMasquerade     = "masquerade"              // connections source-NATed in postrouting
+	CounterForwardDropped = "forward_dropped"         // forwarded packets not from sources, dropped by the chain policy
+	CounterICMPRedirect   = "icmp_redirect_dropped"   // ICMP redirects the gateway tried to send
+	CounterICMPv6Redirect = "icmpv6_redirect_dropped" // ICMPv6 redirects the gateway tried to send
 )
 
-// Ruleset describes the table egressd installs.
-type Ruleset struct {
-	Sources        []netip.Prefix // client networks, IPv4 and IPv6; must not overlap
-	HTTPPorts      []uint16
-	TLSPorts       []uint16
-	HTTPListenPort uint16 // redirect target of HTTPPorts
-	TLSListenPort  uint16 // redirect target of TLSPorts
-	Other          Other
-}
+// ipsDstNAT is IPS_DST_NAT (linux/netfilter/nf_conntrack_common.h): the
+// connection's destination was NATed (redirect included).
+const ipsDstNAT = 1 << 5
 
-// Validate says what is wrong with a ruleset.
-func (rs Ruleset) Validate() error {
-	var errs []error
-	if len(rs.Sources) == 0 {
-		errs = append(errs, errors.New("no source networks (set intercept.sources)"))
-	}
-	if rs.HTTPListenPort == 0 || rs.TLSListenPort == 0 {
-		errs = append(errs, errors.New("listen ports must not be 0"))
-	}
-	if len(rs.HTTPPorts)+len(rs.TLSPorts) == 0 {
-		errs = append(errs, errors.New("no ports to intercept (set intercept.http_ports or tls_ports)"))
-	}
-	for _, p := range slices.Concat(rs.HTTPPorts, rs.TLSPorts) {
-		if p == 0 {
-			errs = append(errs, errors.New("port 0 cannot be intercepted"))
-		}
-	}
-	switch rs.Other {
-	case OtherDrop, OtherReject, OtherMasquerade:
-	default:
-		errs = append(errs, fmt.Errorf("intercept.other %q: valid values are drop, reject, masquerade", rs.Other))
-	}
-	return errors.Join(errs...)
-}
+// Names of the sets, for `nft list set inet egressd NAME`.
+const (
+	setSources4  = "sources4"
+	setSources6  = "sources6"
+	setHTTPPorts = "http_ports"
+	setTLSPorts  = "tls_ports"
+)
 
-// Tables installs and removes egressd's table.
+// Errors that callers may test with errors.Is. The returned errors wrap
+// them with the operation and the kernel's answer.
+var (
+	// ErrNotPermitted: the process lacks CAP_NET_ADMIN in the network namespace.
+	ErrNotPermitted = errors.New("nftables: operation not permitted (run as root or with CAP_NET_ADMIN)")
+	// ErrUnavailable: the kernel has no nf_tables (or no nfnetlink).
+	ErrUnavailable = errors.New("nftables unavailable (kernel lacks nf_tables? try `modprobe nf_tables`)")
+	// ErrNotInstalled: the operation needs the table and it is not there.
+	ErrNotInstalled = errors.New("nftables table inet " + TableName + " is not installed")
+)
+
+// Tables manages the `inet egressd` table. Each method opens its own
+// netlink connection and sends at most one batch, so a Tables is safe for
+// concurrent use and holds no state besides its options.
 type Tables struct {
 	opts []nftables.ConnOption
 }
@@ -73,12 +65,14 @@ type Tables struct {
 // Option configures Tables.
 type Option func(*Tables)
 
-// WithNetNS makes Tables work in the network namespace open as fd (tests).
+// WithNetNS makes Tables work in the network namespace open as fd instead
+// of the caller's (tests, labs). The fd must stay open while Tables is used.
 func WithNetNS(fd int) Option {
 	return func(t *Tables) { t.opts = append(t.opts, nftables.WithNetNSFd(fd)) }
 }
 
-// New returns Tables working in the caller's network namespace.
+// New returns Tables working in the caller's network namespace (or the
+// one given by WithNetNS). It does not touch the kernel.
 func New(opts ...Option) (*Tables, error) {
 	t := &Tables{}
 	for _, o := range opts {
@@ -99,8 +93,14 @@ func table() *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 }
 
-// Install replaces any table of the same name with rs, in one batch.
-func (t *Tables) Install(rs Ruleset) error {
+// Install validates rs and installs it as the `inet egressd` table in one
+// atomic batch. A table of that name left by an earlier or crashed run is
+// deleted in the same batch, so there is never a moment without rules and
+// never two copies; when the kernel refuses any part, nothing changes.
+func (t *Tables) Install(rs Ruleset) error { return t.install(rs, nil) }
+
+// install is Install with a hook that may queue more on the batch (tests).
+func (t *Tables) install(rs Ruleset, extra func(*nftables.Conn, *nftables.Table)) error {
 	if err := rs.Validate(); err != nil {
 		return fmt.Errorf("nftables ruleset: %w", err)
 	}
@@ -109,29 +109,95 @@ func (t *Tables) Install(rs Ruleset) error {
 		return err
 	}
 	tbl := table()
-	// Add-delete-add in one transaction: the add makes the delete valid
-	// when no table exists, the delete drops a stale one with everything
-	// in it, and the last add starts afresh. All or nothing.
+	// Add, delete, add: the first add makes the delete valid when there is
+	// no table yet (a no-op when there is one), the delete drops a stale
+	// table with everything in it, the second add starts afresh.
 	c.AddTable(tbl)
 	c.DelTable(tbl)
 	c.AddTable(tbl)
 	if err := build(c, tbl, rs); err != nil {
-		return err
+		return fmt.Errorf("rendering nftables table inet %s: %w", TableName, err)
+	}
+	if extra != nil {
+		extra(c, tbl)
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("installing nftables table inet %s: %w", TableName, explain(err))
+		return fmt.Errorf("installing nftables table inet %s: %w", TableName, t.batchError(err))
 	}
 	return nil
 }
 
-// Remove deletes the table; it is not an error when there is none.
+// batchError explains why the kernel refused a batch.
+func (t *Tables) batchError(err error) error {
+	err = explain(err)
+	if errors.Is(err, ErrNotPermitted) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	// Without nf_tables a batch fails with EOPNOTSUPP, which also means an
+	// expression used in the wrong hook: ask the kernel whether nf_tables
+	// answers at all.
+	if c, cerr := t.conn(); cerr == nil {
+		if _, lerr := c.ListTablesOfFamily(nftables.TableFamilyUnspecified); lerr != nil {
+			if lerr = explain(lerr); errors.Is(lerr, syscall.EINVAL) || errors.Is(lerr, ErrUnavailable) {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+		}
+	}
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EOPNOTSUPP) {
+		return fmt.Errorf("the kernel refused the ruleset for want of something it needs "+
+			"(kernel modules nft_fib_inet, nft_redir, nft_masq, nft_reject_inet, nft_ct, nf_nat?): %w", err)
+	}
+	return err
+}
+
+// UpdateSources replaces the elements of the sources4 and sources6 sets
+// in one atomic batch; the rest of the table is untouched. It fails with
+// ErrNotInstalled when there is no table.
+func (t *Tables) UpdateSources(sources []netip.Prefix) error {
+	if len(sources) == 0 {
+		return errors.New("nftables sources: no source networks: set intercept.sources to the client CIDRs")
+	}
+	for i, p := range sources {
+		if !p.IsValid() {
+			return fmt.Errorf("nftables sources: element %d: not a valid CIDR prefix", i)
+		}
+	}
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	tbl := table()
+	v4, v6 := splitFamilies(sources)
+	for _, s := range []struct {
+		set *nftables.Set
+		r   []prefixRange
+	}{{sourceSet(tbl, setSources4, 1), v4}, {sourceSet(tbl, setSources6, 2), v6}} {
+		c.FlushSet(s.set)
+		if els := intervalElements(s.r); len(els) > 0 {
+			if err := c.SetAddElements(s.set, els); err != nil {
+				return fmt.Errorf("rendering set %s: %w", s.set.Name, err)
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		err = explain(err)
+		if errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("updating sources: %w (call Install first): %w", ErrNotInstalled, err)
+		}
+		return fmt.Errorf("updating sources in nftables table inet %s: %w", TableName, t.batchError(err))
+	}
+	return nil
+}
+
+// Remove deletes the table and everything in it. It is not an error when
+// there is none.
 func (t *Tables) Remove() error {
 	c, err := t.conn()
 	if err != nil {
 		return err
 	}
 	tbl := table()
-	c.AddTable(tbl)
+	c.AddTable(tbl) // makes the delete valid when the table is absent
 	c.DelTable(tbl)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", TableName, explain(err))
@@ -139,7 +205,8 @@ func (t *Tables) Remove() error {
 	return nil
 }
 
-// Installed reports whether the table exists.
+// Installed reports whether the table exists (for a readiness check:
+// someone may have run `nft flush ruleset`).
 func (t *Tables) Installed() (bool, error) {
 	c, err := t.conn()
 	if err != nil {
@@ -147,7 +214,10 @@ func (t *Tables) Installed() (bool, error) {
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return false, explain(err)
+		if err = explain(err); errors.Is(err, syscall.EINVAL) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err) // no nf_tables subsystem
+		}
+		return false, fmt.Errorf("listing nftables tables: %w", err)
 	}
 	for _, tb := range tables {
 		if tb.Name == TableName {
@@ -157,89 +227,105 @@ func (t *Tables) Installed() (bool, error) {
 	return false, nil
 }
 
-// Counters returns the packet counts of the named rules (the rule comments:
-// redirect_http4, redirect_tls6, other_reject, icmp_redirect_drop, …).
+// Counters returns the packet count of each of the table's named counters
+// (the Counter* constants; only those the installed Other uses). It fails
+// with ErrNotInstalled when there is no table.
 func (t *Tables) Counters() (map[string]uint64, error) {
 	c, err := t.conn()
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]uint64{}
-	for _, chain := range []string{"prerouting", "forward", "postrouting", "output"} {
-		rules, err := c.GetRules(table(), &nftables.Chain{Name: chain, Table: table()})
-		if err != nil {
-			continue // a chain that this ruleset does not have
+	objs, err := c.GetObjects(table())
+	if err != nil {
+		return nil, fmt.Errorf("reading nftables counters: %w", explain(err))
+	}
+	out := make(map[string]uint64, len(objs))
+	for _, o := range objs {
+		if ctr, ok := o.(*nftables.CounterObj); ok {
+			out[ctr.Name] = ctr.Packets
 		}
-		for _, r := range rules {
-			name, ok := userdata.GetString(r.UserData, userdata.TypeComment)
-			if !ok {
-				continue
-			}
-			for _, e := range r.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					out[name] += ctr.Packets
-				}
-			}
+	}
+	if len(out) == 0 {
+		// A dump of a missing table is empty, not an error.
+		if ok, err := t.Installed(); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("reading nftables counters: %w", ErrNotInstalled)
 		}
 	}
 	return out, nil
 }
 
-// Describe summarises a ruleset for the start-up log.
-func (rs Ruleset) Describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "sources %v: tcp dports %v → :%d, %v → :%d; fib daddr local not intercepted; other forwarded traffic: %s; ICMP redirects dropped",
-		rs.Sources, rs.HTTPPorts, rs.HTTPListenPort, rs.TLSPorts, rs.TLSListenPort, rs.Other)
-	return b.String()
-}
-
-// explain turns netlink errors into what the operator should do.
+// explain turns netlink errors into what the operator should do: no
+// CAP_NET_ADMIN, or no netfilter netlink family at all.
 func explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	// Some google/nftables calls wrap with %v, so look at the text too.
+	msg := err.Error()
 	switch {
-	case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM):
-		return fmt.Errorf("nftables: operation not permitted (run as root or with CAP_NET_ADMIN): %w", err)
-	case errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.ENOENT) && strings.Contains(err.Error(), "netlink"):
-		return fmt.Errorf("nftables unavailable (kernel without nf_tables? load it with `modprobe nf_tables`): %w", err)
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(msg, "operation not permitted") || strings.Contains(msg, "permission denied"):
+		return fmt.Errorf("%w: %w", ErrNotPermitted, err)
+	case errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.EAFNOSUPPORT) ||
+		strings.Contains(msg, "protocol not supported"):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
 
-func comment(name string) []byte { return userdata.AppendString(nil, userdata.TypeComment, name) }
+func sourceSet(tbl *nftables.Table, name string, id uint32) *nftables.Set {
+	kt := nftables.TypeIPAddr
+	if name == setSources6 {
+		kt = nftables.TypeIP6Addr
+	}
+	// IDs are set here: they only need to be unique within one batch, and
+	// leaving them 0 makes google/nftables take one from a global counter.
+	return &nftables.Set{Table: tbl, Name: name, ID: id, KeyType: kt, Interval: true}
+}
 
-// build queues the table's sets, chains and rules on c.
+// family is what the rules need to know about one address family.
+type family struct {
+	nfproto byte
+	sources *nftables.Set
+	offset  uint32 // of the source address in the network header
+	length  uint32
+}
+
+// build queues the table's objects on c: counters, sets, chains, rules.
 func build(c *nftables.Conn, tbl *nftables.Table, rs Ruleset) error {
-	var v4, v6 []netip.Prefix
-	for _, p := range rs.Sources {
-		p = p.Masked()
-		if p.Addr().Is4() {
-			v4 = append(v4, p)
-		} else {
-			v6 = append(v6, p)
+	v4, v6 := splitFamilies(rs.Sources)
+	src4 := sourceSet(tbl, setSources4, 1)
+	src6 := sourceSet(tbl, setSources6, 2)
+	httpPorts := &nftables.Set{Table: tbl, Name: setHTTPPorts, ID: 3, KeyType: nftables.TypeInetService}
+	tlsPorts := &nftables.Set{Table: tbl, Name: setTLSPorts, ID: 4, KeyType: nftables.TypeInetService}
+	for _, s := range []struct {
+		set *nftables.Set
+		els []nftables.SetElement
+	}{
+		{src4, intervalElements(v4)},
+		{src6, intervalElements(v6)},
+		{httpPorts, portElements(rs.HTTPPorts)},
+		{tlsPorts, portElements(rs.TLSPorts)},
+	} {
+		if err := c.AddSet(s.set, s.els); err != nil {
+			return fmt.Errorf("set %s: %w", s.set.Name, err)
 		}
 	}
-	src4 := &nftables.Set{Table: tbl, Name: "sources4", KeyType: nftables.TypeIPAddr, Interval: true}
-	src6 := &nftables.Set{Table: tbl, Name: "sources6", KeyType: nftables.TypeIP6Addr, Interval: true}
-	if err := c.AddSet(src4, intervalElements(v4)); err != nil {
-		return fmt.Errorf("nftables set sources4: %w", err)
+
+	counters := []string{CounterToGateway, CounterRedirectHTTP, CounterRedirectTLS, CounterEstablished,
+		CounterForwardDropped, CounterICMPRedirect, CounterICMPv6Redirect}
+	switch rs.Other {
+	case OtherDrop:
+		counters = append(counters, CounterOtherDrop)
+	case OtherReject:
+		counters = append(counters, CounterOtherReject)
+	case OtherMasquerade:
+		counters = append(counters, CounterOtherForward, CounterMasquerade)
 	}
-	if err := c.AddSet(src6, intervalElements(v6)); err != nil {
-		return fmt.Errorf("nftables set sources6: %w", err)
-	}
-	portSet := func(name string, ports []uint16) (*nftables.Set, error) {
-		s := &nftables.Set{Table: tbl, Name: name, KeyType: nftables.TypeInetService}
-		var els []nftables.SetElement
-		for _, p := range ports {
-			els = append(els, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(p)})
-		}
-		return s, c.AddSet(s, els)
-	}
-	httpPorts, err := portSet("http_ports", rs.HTTPPorts)
-	if err != nil {
-		return err
-	}
-	tlsPorts, err := portSet("tls_ports", rs.TLSPorts)
-	if err != nil {
-		return err
+	for _, name := range counters {
+		c.AddObj(&nftables.CounterObj{Table: tbl, Name: name})
 	}
 
 	drop, accept := nftables.ChainPolicyDrop, nftables.ChainPolicyAccept
@@ -247,127 +333,160 @@ func build(c *nftables.Conn, tbl *nftables.Table, rs Ruleset) error {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: tbl, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	var post *nftables.Chain
+	if rs.Other == OtherMasquerade {
+		post = c.AddChain(&nftables.Chain{Name: "postrouting", Table: tbl, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	}
 	out := c.AddChain(&nftables.Chain{Name: "output", Table: tbl, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 
-	rule := func(ch *nftables.Chain, name string, exprs ...expr.Any) {
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: exprs, UserData: comment(name)})
+	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
+		var all []expr.Any
+		for _, e := range exprs {
+			all = append(all, e...)
+		}
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: all})
+	}
+	fams := []family{
+		{unix.NFPROTO_IPV4, src4, 12, 4}, // ip saddr
+		{unix.NFPROTO_IPV6, src6, 8, 16}, // ip6 saddr
 	}
 
-	// prerouting: traffic to the gateway itself is never intercepted.
-	rule(pre, "local_not_intercepted",
+	// prerouting: never intercept traffic addressed to the gateway itself
+	// (egressd's own listeners, ssh, ...); redirect the sources' web ports.
+	rule(pre, []expr.Any{
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-		&expr.Verdict{Kind: expr.VerdictReturn})
-	type fam struct {
-		suffix  string
-		nfproto byte
-		set     *nftables.Set
-		offset  uint32
-		length  uint32
-	}
-	fams := []fam{{"4", unix.NFPROTO_IPV4, src4, 12, 4}, {"6", unix.NFPROTO_IPV6, src6, 8, 16}}
-	fromSources := func(f fam) []expr.Any {
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.nfproto}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.offset, Len: f.length},
-			&expr.Lookup{SourceRegister: 1, SetName: f.set.Name, SetID: f.set.ID},
-		}
-	}
-	isTCP := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-	}
+	}, count(CounterToGateway), verdict(expr.VerdictReturn))
 	for _, f := range fams {
 		for _, r := range []struct {
-			name  string
-			ports *nftables.Set
-			to    uint16
-		}{{"redirect_http", httpPorts, rs.HTTPListenPort}, {"redirect_tls", tlsPorts, rs.TLSListenPort}} {
-			exprs := slices.Concat(fromSources(f), isTCP, []expr.Any{
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Lookup{SourceRegister: 1, SetName: r.ports.Name, SetID: r.ports.ID},
-				&expr.Counter{},
+			counter string
+			ports   *nftables.Set
+			to      uint16
+		}{{CounterRedirectHTTP, httpPorts, rs.HTTPListenPort}, {CounterRedirectTLS, tlsPorts, rs.TLSListenPort}} {
+			rule(pre, fromSources(f), tcpDportIn(r.ports), count(r.counter), []expr.Any{
 				&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(r.to)},
-				&expr.Redir{RegisterProtoMin: 1},
+				&expr.Redir{RegisterProtoMin: 1, Flags: unix.NF_NAT_RANGE_PROTO_SPECIFIED},
 			})
-			rule(pre, r.name+f.suffix, exprs...)
 		}
 	}
 
-	// forward: replies of allowed (masqueraded) flows, then the sources'
-	// other traffic per intercept.other; the policy drops the rest.
-	rule(fwd, "established",
+	// forward: replies of flows let through, then the sources' other
+	// traffic per intercept.other; the policy drops the rest.
+	rule(fwd, []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
 			Xor:  binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Verdict{Kind: expr.VerdictAccept})
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}, count(CounterEstablished), verdict(expr.VerdictAccept))
 	for _, f := range fams {
 		switch rs.Other {
 		case OtherMasquerade:
-			rule(fwd, "other_accept"+f.suffix, append(fromSources(f), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})...)
+			rule(fwd, fromSources(f), count(CounterOtherForward), verdict(expr.VerdictAccept))
 		case OtherDrop:
-			rule(fwd, "other_drop"+f.suffix, append(fromSources(f), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})...)
+			rule(fwd, fromSources(f), count(CounterOtherDrop), verdict(expr.VerdictDrop))
 		case OtherReject:
-			rule(fwd, "other_reject_tcp"+f.suffix, slices.Concat(fromSources(f), isTCP, []expr.Any{
-				&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})...)
-			rule(fwd, "other_reject"+f.suffix, append(fromSources(f), &expr.Counter{},
-				&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})...)
+			rule(fwd, fromSources(f), isTCP(), count(CounterOtherReject),
+				[]expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})
+			rule(fwd, fromSources(f), count(CounterOtherReject),
+				[]expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}})
 		}
 	}
-	if rs.Other == OtherMasquerade {
-		post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: tbl, Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	rule(fwd, count(CounterForwardDropped)) // then the drop policy
+
+	// postrouting: source NAT for the sources' forwarded traffic. Flows
+	// redirected to egressd are local and never reach it; the ct status
+	// test keeps it that way whatever else DNATs them.
+	if post != nil {
 		for _, f := range fams {
-			rule(post, "masquerade"+f.suffix, append(fromSources(f), &expr.Counter{}, &expr.Masq{})...)
+			rule(post, fromSources(f), []expr.Any{
+				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+					Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT),
+					Xor:  binaryutil.NativeEndian.PutUint32(0)},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			}, count(CounterMasquerade), []expr.Any{&expr.Masq{}})
 		}
 	}
 
-	// output: a one-armed gateway must not send ICMP redirects telling
-	// clients to bypass it.
+	// output: a one-armed gateway (clients and upstream on one interface)
+	// must not send ICMP redirects telling clients to bypass it.
 	for _, r := range []struct {
-		name  string
-		proto byte
-		typ   byte
-	}{{"icmp_redirect_drop", unix.IPPROTO_ICMP, 5}, {"icmpv6_redirect_drop", unix.IPPROTO_ICMPV6, 137}} {
-		rule(out, r.name,
+		counter string
+		proto   byte
+		typ     byte
+	}{{CounterICMPRedirect, unix.IPPROTO_ICMP, 5}, {CounterICMPv6Redirect, unix.IPPROTO_ICMPV6, 137}} {
+		rule(out, []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.proto}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.typ}},
-			&expr.Counter{},
-			&expr.Verdict{Kind: expr.VerdictDrop})
+		}, count(r.counter), verdict(expr.VerdictDrop))
 	}
 	return nil
 }
 
-// intervalElements renders non-overlapping prefixes as interval set
-// elements: the first address, and the address after the last one marked
-// as an interval end (omitted at the top of the address space).
-func intervalElements(prefixes []netip.Prefix) []nftables.SetElement {
-	slices.SortFunc(prefixes, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+// fromSources matches packets of family f whose source is in its set.
+func fromSources(f family) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.nfproto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.offset, Len: f.length},
+		&expr.Lookup{SourceRegister: 1, SetName: f.sources.Name, SetID: f.sources.ID},
+	}
+}
+
+func isTCP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+func tcpDportIn(ports *nftables.Set) []expr.Any {
+	return append(isTCP(),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID})
+}
+
+func count(name string) []expr.Any {
+	return []expr.Any{&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: name}}
+}
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+func portElements(ports []uint16) []nftables.SetElement {
 	var els []nftables.SetElement
-	for _, p := range prefixes {
-		els = append(els, nftables.SetElement{Key: p.Addr().AsSlice()})
-		if next, ok := afterPrefix(p); ok {
-			els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
-		}
+	for _, p := range uniquePorts(ports) {
+		els = append(els, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(p)})
 	}
 	return els
 }
 
-// afterPrefix returns the first address after p, or false when p reaches
-// the end of the address space.
-func afterPrefix(p netip.Prefix) (netip.Addr, bool) {
-	b := p.Masked().Addr().AsSlice()
-	bits := p.Bits()
-	for i := bits; i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
+// intervalElements renders sorted, disjoint ranges as interval set
+// elements the way nft does: each range is its first address and, marked
+// as an interval end, the address after its last (omitted at the top of
+// the address space); an end element at the zero address leads when the
+// first range does not start there.
+func intervalElements(ranges []prefixRange) []nftables.SetElement {
+	if len(ranges) == 0 {
+		return nil
 	}
-	last, _ := netip.AddrFromSlice(b)
-	next := last.Next()
-	return next, next.IsValid()
+	zero := netip.IPv6Unspecified()
+	if ranges[0].first.Is4() {
+		zero = netip.IPv4Unspecified()
+	}
+	var els []nftables.SetElement
+	if ranges[0].first != zero {
+		els = append(els, nftables.SetElement{Key: zero.AsSlice(), IntervalEnd: true})
+	}
+	for _, r := range ranges {
+		els = append(els, nftables.SetElement{Key: r.first.AsSlice()})
+		if next := r.last.Next(); next.IsValid() {
+			els = append(els, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+		}
+	}
+	return els
 }

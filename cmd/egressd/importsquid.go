@@ -47,7 +47,8 @@ func cmdImportSquid(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	for _, s := range res.Skipped {
-		fmt.Fprintf(stderr, "%s:%d: not translated: %s (%s)\n", path, s.Line, s.Text, s.Why)
+		// FILE:LINE of the line itself: it may come from a list or an included file.
+		fmt.Fprintln(stderr, s.String())
 	}
 	_, _ = stdout.Write(res.YAML)
 	if res.LeftOut {

@@ -243,7 +243,11 @@ func (d *daemon) installRules(cfg *config.Config, httpLn, tlsLn net.Listener) er
 	}
 	var ifaces []string
 	for _, r := range routes {
-		d.log.Info().Str("interface", r.Interface).Str("gateway", r.Gateway.String()).Str("family", r.Family).
+		gw := "(on link)"
+		if r.Gateway.IsValid() {
+			gw = r.Gateway.String()
+		}
+		d.log.Info().Str("interface", r.Interface).Str("gateway", gw).Str("family", r.Family).
 			Msg("default route (upstream connections leave here)")
 		ifaces = append(ifaces, r.Interface)
 	}

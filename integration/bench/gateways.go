@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/egressd/egressd/integration/lab"
@@ -85,8 +87,13 @@ log:
 	b.egressd = p
 	return func() {
 		if b.strace != "" {
-			// strace forwards the signal and writes its summary on exit.
-			_, _ = b.lab.Gateway.Run(context.Background(), "pkill", "-TERM", "-x", "egressd")
+			// Stop the egressd under strace (only this lab's: the PIDs
+			// of the gateway namespace), so that strace writes its summary.
+			for _, pid := range nsPIDs(b.lab.Gateway.Name) {
+				if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "egressd" {
+					_ = syscall.Kill(pid, syscall.SIGTERM)
+				}
+			}
 		}
 		_ = p.Signal(15)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,375 +1,186 @@
-// Package squidconf translates a Squid access configuration (acl
-// dstdomain/src/dst and http_access lines) into an egressd configuration,
-// so that a team moving from a Squid forward proxy keeps its allowlist.
+// Package squidconf translates the access rules of a Squid forward proxy
+// (squid.conf) into a complete egressd configuration, so that a team
+// replacing Squid with egressd keeps its allowlist.
 //
-// Only what can be translated faithfully is: everything else is reported
-// as Skipped with its line, and LeftOut says whether any of it could change
-// who may reach what.
+// What is translated:
+//
+//   - acl lines of type dstdomain, src and dst, with inline values or
+//     "quoted" list files (one value per line, # comments); several acl
+//     lines with one name accumulate, as in Squid;
+//   - http_access allow lines that AND one destination acl (dstdomain or
+//     dst) with optional src acls: without a src acl the destinations go to
+//     policy.allow, with one they form a policy.groups entry for those
+//     clients (top-level policy.allow when the clients are all of
+//     intercept.sources);
+//   - include lines, followed through Options.Open (and Options.Glob);
+//   - the final http_access deny all, which is egressd's default.
+//
+// Squid's dstdomain ".example.com" (the domain and every name under it) is
+// egressd's ".example.com"; a name without the leading dot is that name
+// only, in both.
+//
+// Squid decides by the first matching http_access line; egressd has only
+// allowances and denies the rest. A line is translated only when the result
+// allows exactly what Squid allowed. Everything else is reported as Skipped,
+// with AffectsAccess saying whether leaving it out changes who may reach
+// what: deny lines before a translated allow, negated acls, acl types
+// egressd cannot express (url_regex, dstdom_regex, time, proxy_auth, …),
+// entries egressd refuses (a public suffix such as .com is reported, never
+// translated with allow_public_suffixes), ssl_bump, and directives this
+// package does not know. Directives that only configure Squid itself
+// (http_port, cache_dir, coredump_dir, refresh_pattern, …) are reported too,
+// with AffectsAccess false, so that every line of the input is accounted
+// for.
+//
+// Port and method acls are judged against the traffic egressd intercepts
+// with its default ports: TLS to port 443 (which a Squid forward proxy saw
+// as CONNECT to port 443) and plain HTTP to port 80. So the stock
+// "http_access deny !Safe_ports" and "deny CONNECT !SSL_ports" lines, which
+// never match such traffic, do not count as left out.
 package squidconf
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-
-	"go.yaml.in/yaml/v3"
-
-	"github.com/egressd/egressd/policy"
 )
 
 // Options tune a translation.
 type Options struct {
-	// Sources are the client networks when the Squid config has no src
-	// acl (egressd needs intercept.sources).
+	// Sources are the client networks (intercept.sources) given with
+	// --sources. When empty they are taken from the src acls of the
+	// http_access allow lines; when there are none either, Translate fails
+	// and asks for --sources.
 	Sources []netip.Prefix
-	// Open reads "file" acl lists; nil opens them relative to the
-	// squid.conf's directory.
-	Open func(path string) (io.ReadCloser, error)
+	// Open opens a file named in the config: an acl list ("path") or an
+	// included file. nil opens it from the file system, relative names
+	// from the directory of the squid.conf.
+	Open func(name string) (io.ReadCloser, error)
+	// Glob expands an include pattern such as /etc/squid/conf.d/*.conf.
+	// nil uses filepath.Glob (relative to the squid.conf's directory) when
+	// Open is nil too; with a custom Open and no Glob, patterns are
+	// reported as skipped.
+	Glob func(pattern string) ([]string, error)
 }
 
-// Skipped is a line that was not translated.
+// Skipped is a line of the Squid configuration that was not translated.
 type Skipped struct {
+	// File is the file the line is in: the squid.conf as named to
+	// Translate, an included file, or an acl list file.
+	File string
 	Line int
-	Text string
-	Why  string
+	Text string // the line as written (continuation lines joined)
+	Why  string // why it was not translated, and what to do about it
+	// AffectsAccess is true when leaving the line out makes egressd allow
+	// or deny something Squid did not; false for lines about Squid itself
+	// and for rules that cannot matter to egressd.
+	AffectsAccess bool
+}
+
+// String formats the line as "FILE:LINE: TEXT: WHY".
+func (s Skipped) String() string {
+	return fmt.Sprintf("%s:%d: %s: %s", s.File, s.Line, s.Text, s.Why)
 }
 
 // Result is a translation.
 type Result struct {
-	YAML    []byte    // a complete egressd config
-	Skipped []Skipped // lines not translated
-	LeftOut bool      // something that affects access was not translated
+	// YAML is a complete egressd configuration that `egressd check`
+	// accepts, commented, with the lines not translated listed at its end.
+	YAML []byte
+	// Skipped lists the lines not translated, in the order of the input.
+	Skipped []Skipped
+	// LeftOut reports whether any skipped line affects access (the CLI
+	// exits 2 then).
+	LeftOut bool
 }
 
-type acl struct {
-	kind    string // dstdomain, src, dst, or another Squid type
-	values  []string
-	line    int
-	invalid bool
-}
-
-// irrelevant directives configure Squid itself, not who may reach what.
-var irrelevant = map[string]bool{
-	"http_port": true, "https_port": true, "cache_dir": true, "coredump_dir": true, "refresh_pattern": true,
-	"visible_hostname": true, "cache_mem": true, "access_log": true, "cache_log": true, "cache": true,
-	"maximum_object_size": true, "pid_filename": true, "dns_nameservers": true, "shutdown_lifetime": true,
-	"cache_effective_user": true, "logformat": true, "workers": true, "icp_access": true, "htcp_access": true,
-}
-
-// Translate reads a squid.conf from r (name is for messages and for
-// relative "file" lists).
+// Translate reads a squid.conf from r and translates its access rules. name
+// is the file's name, used in messages and to find relative list and
+// include files. The error is for input that cannot be read, and for a
+// configuration without client networks (no --sources and no src acl).
 func Translate(name string, r io.Reader, opts Options) (Result, error) {
+	sources, err := checkSources(opts.Sources)
+	if err != nil {
+		return Result{}, err
+	}
+	var display func(string) string
 	if opts.Open == nil {
 		dir := filepath.Dir(name)
-		opts.Open = func(p string) (io.ReadCloser, error) {
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(dir, p)
+		resolve := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
 			}
-			return os.Open(p)
+			return filepath.Join(dir, p)
 		}
-	}
-	var res Result
-	skip := func(line int, text, why string, affects bool) {
-		res.Skipped = append(res.Skipped, Skipped{line, text, why})
-		res.LeftOut = res.LeftOut || affects
-	}
-	acls := map[string]*acl{}
-	var allow []string
-	type group struct {
-		name           string
-		sources, allow []string
-	}
-	var groups []group
-	var usedSources []string
-	sawDenyAll := false
-
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		text := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = strings.TrimSpace(text[:i])
-		}
-		if text == "" {
-			continue
-		}
-		f := strings.Fields(text)
-		switch f[0] {
-		case "acl":
-			if len(f) < 4 {
-				skip(lineNo, text, "acl needs a name, a type and values", true)
-				continue
-			}
-			a := acls[f[1]]
-			if a == nil {
-				a = &acl{kind: f[2], line: lineNo}
-				acls[f[1]] = a
-			} else if a.kind != f[2] {
-				skip(lineNo, text, fmt.Sprintf("acl %s was declared with type %s", f[1], a.kind), true)
-				a.invalid = true
-				continue
-			}
-			for _, v := range f[3:] {
-				if strings.HasPrefix(v, "-") { // acl flags such as -i, -n
-					continue
+		opts.Open = func(p string) (io.ReadCloser, error) { return os.Open(resolve(p)) }
+		display = resolve // report files by a name the user can open
+		if opts.Glob == nil {
+			opts.Glob = func(p string) ([]string, error) {
+				matches, err := filepath.Glob(resolve(p))
+				if filepath.IsAbs(p) {
+					return matches, err
 				}
-				if strings.HasPrefix(v, `"`) && strings.HasSuffix(v, `"`) && len(v) > 2 {
-					vals, err := readList(opts.Open, strings.Trim(v, `"`))
-					if err != nil {
-						skip(lineNo, text, "cannot read the list: "+err.Error(), true)
-						a.invalid = true
-						continue
+				for i, m := range matches { // back to names relative to dir, as Open takes them
+					if rel, err := filepath.Rel(dir, m); err == nil {
+						matches[i] = rel
 					}
-					a.values = append(a.values, vals...)
-					continue
 				}
-				a.values = append(a.values, v)
-			}
-		case "http_access":
-			if len(f) < 3 || (f[1] != "allow" && f[1] != "deny") {
-				skip(lineNo, text, "expected http_access allow|deny ACL…", true)
-				continue
-			}
-			names := f[2:]
-			if f[1] == "deny" {
-				if len(names) == 1 && names[0] == "all" {
-					sawDenyAll = true // egressd denies what is not allowed
-					continue
-				}
-				skip(lineNo, text, "egressd has no deny rules: it denies everything not allowed; remove the names from the allow entries instead", true)
-				continue
-			}
-			if sawDenyAll {
-				skip(lineNo, text, "after `http_access deny all`: Squid never reaches it", false)
-				continue
-			}
-			var srcs, dsts []string
-			ok := true
-			for _, n := range names {
-				if strings.HasPrefix(n, "!") {
-					skip(lineNo, text, "negated acl "+n+": egressd has no negation", true)
-					ok = false
-					break
-				}
-				if n == "all" {
-					continue
-				}
-				a := acls[n]
-				switch {
-				case a == nil:
-					skip(lineNo, text, "acl "+n+" is not defined", true)
-					ok = false
-				case a.invalid:
-					skip(lineNo, text, "acl "+n+" could not be translated", true)
-					ok = false
-				case a.kind == "src":
-					srcs = append(srcs, a.values...)
-				case a.kind == "dstdomain" || a.kind == "dst":
-					if len(dsts) > 0 {
-						skip(lineNo, text, "two destination acls on one line (Squid ANDs them)", true)
-						ok = false
-					}
-					dsts = append(dsts, a.values...)
-				default:
-					skip(lineNo, text, fmt.Sprintf("acl %s has type %s, which egressd cannot express", n, a.kind), true)
-					ok = false
-				}
-				if !ok {
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
-			entries := translateEntries(dsts, a2line(acls, names), skip)
-			switch {
-			case len(dsts) == 0:
-				skip(lineNo, text, "allows every destination: egressd would have to allow everything", true)
-			case len(srcs) == 0:
-				allow = append(allow, entries...)
-			default:
-				prefixes := translateSources(srcs, lineNo, text, skip)
-				usedSources = append(usedSources, prefixes...)
-				groups = append(groups, group{name: groupName(names), sources: prefixes, allow: entries})
-			}
-		default:
-			if irrelevant[f[0]] {
-				skip(lineNo, text, "not relevant to egressd", false)
-			} else {
-				skip(lineNo, text, "directive "+f[0]+" is not translated", true)
+				return matches, err
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return res, err
+	t := newTranslator(name, opts)
+	if display != nil {
+		t.display = display
 	}
-	// The client networks: --sources when given, else the src acls used
-	// by translated lines, else every src acl.
-	var sources []string
-	for _, p := range opts.Sources {
-		sources = append(sources, p.String())
+	if err := t.read(name, r, 0); err != nil {
+		return Result{}, err
 	}
-	if len(sources) == 0 {
-		sources = usedSources
+	t.defineAll()
+	if t.values > maxValues {
+		return Result{}, fmt.Errorf("%s: more than %d acl values, list files included: too large to translate", name, maxValues)
 	}
-	if len(sources) == 0 {
-		for _, a := range acls {
-			if a.kind == "src" && !a.invalid {
-				sources = append(sources, translateSources(a.values, a.line, "", nil)...)
-			}
-		}
+	t.evaluate()
+	t.chooseSources(sources)
+	if len(t.sources) == 0 {
+		return Result{Skipped: t.result()}, fmt.Errorf("no client networks: no http_access allow line names a src acl with a routable network; pass --sources CIDR,… (e.g. --sources 10.0.0.0/16), the networks whose traffic egressd filters")
 	}
-	sources = outermost(dedupe(sources))
-	if len(sources) == 0 {
-		return res, errors.New("no client networks: the Squid config has no src acl; pass --sources CIDR,… (e.g. --sources 10.0.0.0/16)")
+	t.finalize()
+	res := Result{Skipped: t.result()}
+	for _, s := range res.Skipped {
+		res.LeftOut = res.LeftOut || s.AffectsAccess
 	}
-	doc := map[string]any{
-		"intercept": map[string]any{"sources": sources},
-		"policy": map[string]any{
-			"mode":  "enforce",
-			"allow": dedupe(allow),
-		},
-	}
-	if len(groups) > 0 {
-		var gs []map[string]any
-		for _, g := range groups {
-			gs = append(gs, map[string]any{"name": g.name, "sources": dedupe(g.sources), "allow": dedupe(g.allow)})
-		}
-		doc["policy"].(map[string]any)["groups"] = gs
-	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		return res, err
-	}
-	header := fmt.Sprintf("# generated by egressd import-squid from %s\n# review it, then: egressd check -c THIS_FILE\n", name)
-	res.YAML = append([]byte(header), out...)
+	res.YAML = t.render(res.Skipped)
 	return res, nil
 }
 
-func a2line(acls map[string]*acl, names []string) int {
-	for _, n := range names {
-		if a := acls[n]; a != nil && (a.kind == "dstdomain" || a.kind == "dst") {
-			return a.line
+// checkSources validates --sources: canonical (masked), no zones or
+// IPv4-mapped forms, nested networks folded into the outer one.
+func checkSources(in []netip.Prefix) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range in {
+		switch {
+		case !p.IsValid():
+			return nil, fmt.Errorf("--sources: %v is not a valid CIDR (write it as 10.0.0.0/16)", p)
+		case p.Addr().Zone() != "":
+			return nil, fmt.Errorf("--sources: %v: write the network without an IPv6 zone", p)
+		case p.Addr().Is4In6():
+			return nil, fmt.Errorf("--sources: %v is an IPv4-mapped IPv6 prefix: write IPv4 networks in IPv4 form", p)
 		}
+		out = append(out, p.Masked())
 	}
-	return 0
+	return outermost(out), nil
 }
 
-// translateEntries checks each destination with egressd's own rules;
-// Squid's dstdomain ".example.com" already means what egressd's does.
-func translateEntries(values []string, line int, skip func(int, string, string, bool)) []string {
-	var out []string
-	for _, v := range values {
-		if _, err := policy.ParseEntry(v, false); err != nil {
-			skip(line, v, "not a valid egressd entry: "+err.Error(), true)
-			continue
-		}
-		out = append(out, v)
+// result returns the skipped lines in input order.
+func (t *translator) result() []Skipped {
+	slices.SortStableFunc(t.skipped, func(a, b skip) int { return a.seq - b.seq })
+	out := make([]Skipped, len(t.skipped))
+	for i, s := range t.skipped {
+		out[i] = s.Skipped
 	}
 	return out
-}
-
-func translateSources(values []string, line int, text string, skip func(int, string, string, bool)) []string {
-	var out []string
-	for _, v := range values {
-		if v == "all" {
-			continue
-		}
-		if addr, mask, ok := strings.Cut(v, "/"); ok && strings.Contains(mask, ".") {
-			// a.b.c.d/255.255.0.0 netmask form
-			if m, err := netip.ParseAddr(mask); err == nil && m.Is4() {
-				bits := 0
-				for _, b := range m.As4() {
-					for ; b&0x80 != 0; b <<= 1 {
-						bits++
-					}
-				}
-				v = fmt.Sprintf("%s/%d", addr, bits)
-			}
-		}
-		p, err := policy.ParsePrefix(v)
-		if err != nil {
-			if pp, perr := netip.ParsePrefix(v); perr == nil {
-				p, err = pp.Masked(), nil // Squid accepts host bits; the network is meant
-			}
-		}
-		if err != nil {
-			if skip != nil {
-				skip(line, text, "source "+v+": "+err.Error(), true)
-			}
-			continue
-		}
-		out = append(out, p.String())
-	}
-	return out
-}
-
-// outermost drops prefixes contained in another (egressd's source sets
-// must not overlap), keeping the order.
-func outermost(prefixes []string) []string {
-	var out []string
-	for i, a := range prefixes {
-		pa := netip.MustParsePrefix(a)
-		inside := false
-		for j, b := range prefixes {
-			pb := netip.MustParsePrefix(b)
-			if i != j && pb.Bits() < pa.Bits() && pb.Contains(pa.Addr()) {
-				inside = true
-				break
-			}
-		}
-		if !inside {
-			out = append(out, a)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func groupName(names []string) string {
-	var parts []string
-	for _, n := range names {
-		if n != "all" {
-			parts = append(parts, n)
-		}
-	}
-	return strings.Join(parts, "-")
-}
-
-func dedupe(xs []string) []string {
-	out := []string{}
-	for _, x := range xs {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func readList(open func(string) (io.ReadCloser, error), path string) ([]string, error) {
-	f, err := open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(l, '#'); i >= 0 {
-			l = strings.TrimSpace(l[:i])
-		}
-		if l != "" {
-			out = append(out, strings.Fields(l)...)
-		}
-	}
-	return out, sc.Err()
 }

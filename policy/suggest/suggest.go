@@ -1,216 +1,244 @@
 // Package suggest turns egressd access logs into a proposed allowlist: the
-// way a team rolls egressd out without breaking production — run in
-// monitor mode for a week, review the suggestion, enforce.
+// way to roll egressd out without breaking production is to run it in
+// monitor mode for a while, let suggest propose the policy section from
+// what the clients actually reached, review it, and enforce.
 //
-// Names under one registrable domain (per the Public Suffix List) are
-// grouped into one `.domain` entry when several distinct names were seen;
-// a public suffix itself is never proposed.
+// Read aggregates access-log lines (egressd's JSON lines; other lines, such
+// as start-up messages, are ignored, and lines that are not JSON are
+// counted, not fatal) into an Aggregator; Suggest turns that into a
+// Suggestion; Write prints it as a YAML policy section (mode: enforce and
+// an allow list) to paste into egressd.yaml, with comments giving counts
+// and sources, sorted by count (descending) and then by entry.
+//
+// Names are grouped with the Public Suffix List: several distinct names
+// under one registrable domain (api.github.com, codeload.github.com) are
+// proposed as one .domain entry (.github.com), a lone name stays exact, and
+// a public suffix is never proposed as a domain (my-bucket.s3.amazonaws.com
+// stays exact because s3.amazonaws.com is a suffix). A few registrable
+// domains that host other customers' endpoints below names the list does
+// not mark (amazonaws.com, windows.net) are never grouped either: a
+// .amazonaws.com entry would let anyone's S3 bucket through.
+//
+// Connections without a name (TLS without SNI, or an IP address as the HTTP
+// host) are proposed separately as address entries for their destinations.
+// Connections that no entry could allow (an invalid name, a stream that was
+// neither TLS nor HTTP) are listed as comments.
+//
+// Sources: each entry's comment names the clients that used it; when they
+// all sit in one /24 (IPv4) or /64 (IPv6) while the log shows other
+// clients, the comment says so, and Options.GroupBySubnet moves such
+// entries into a policy.groups entry for that subnet instead. Grouping is
+// off by default: a week of logs shows who used a name, not who may need
+// it, and a too-narrow group breaks the first client that was quiet that
+// week.
 package suggest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/netip"
-	"slices"
-	"sort"
 	"strings"
-
-	"golang.org/x/net/publicsuffix"
+	"time"
 
 	"github.com/egressd/egressd/policy"
 )
 
-// maxSourcesShown bounds the sources listed per entry.
-const maxSourcesShown = 5
+// maxLine bounds one log line; longer lines are counted as malformed.
+const maxLine = 1 << 20
 
-type use struct {
-	count   int
-	sources map[string]int
-	allowed bool // allowed while enforced: already on the list
-}
-
-// Aggregator collects access-log lines.
+// Aggregator collects access-log lines. The zero value is ready to use;
+// Read adds to it, so one Aggregator can take several log files.
 type Aggregator struct {
-	names     map[string]*use // normalised host name
-	addresses map[string]*use // destination IP, when no name was sent
-	// Lines counts the access lines read; Malformed the lines that were
-	// not JSON.
-	Lines, Malformed int
+	// Lines counts the access lines read (lines with a decision).
+	Lines int
+	// Ignored counts JSON lines that are not access lines (start-up and
+	// reload messages, warnings).
+	Ignored int
+	// Malformed counts lines that are not JSON objects (a truncated line,
+	// a console-format log).
+	Malformed int
+
+	names    map[string]*usage     // normalised host name
+	addrs    map[netip.Addr]*usage // destination, for connections without a name
+	invalid  map[string]int        // invalid names as sent, with counts
+	unusable map[string]int        // reason, for connections no entry can allow
+	first    time.Time
+	last     time.Time
 }
 
-// NewAggregator returns an empty aggregator.
-func NewAggregator() *Aggregator {
-	return &Aggregator{names: map[string]*use{}, addresses: map[string]*use{}}
+// usage is what the log says about one name or address.
+type usage struct {
+	count   int
+	allowed int            // connections the policy allowed
+	sources map[string]int // client address
+	protos  map[string]int // tls, http
+	ports   map[uint16]int // destination port
+	rules   map[string]int // rules that allowed it
 }
 
+func newUsage() *usage {
+	return &usage{sources: map[string]int{}, protos: map[string]int{}, ports: map[uint16]int{}, rules: map[string]int{}}
+}
+
+// NewAggregator returns an empty Aggregator (a zero Aggregator works too).
+func NewAggregator() *Aggregator { return &Aggregator{} }
+
+// accessLine holds the fields of an access-log line that suggest uses
+// (SPEC: Logs and metrics).
 type accessLine struct {
 	Src      string `json:"src"`
 	Dst      string `json:"dst"`
+	Proto    string `json:"proto"`
 	Host     string `json:"host"`
 	Decision string `json:"decision"`
-	Enforced *bool  `json:"enforced"`
+	Reason   string `json:"reason"`
+	Rule     string `json:"rule"`
+	Time     string `json:"time"`
 }
 
-// Read adds the access lines of r (JSON lines; other lines such as
-// start-up messages are ignored, malformed ones counted).
-func (a *Aggregator) Read(r io.Reader) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
+// unusableReasons are the gateway's own denials that no allow entry can
+// change: the connection was not TLS or HTTP, or never reached the policy.
+func unusableReason(reason string) bool {
+	switch reason {
+	case "loop", "no_original_dst", "max_connections":
+		return true
+	}
+	return strings.HasPrefix(reason, "sniff_")
+}
+
+// Read adds the access lines of r, egressd's JSON log lines, to agg. Lines
+// without a decision field (start-up messages, warnings) are counted in
+// Ignored, lines that are not JSON objects in Malformed; neither is an
+// error. The error is for r itself failing.
+func Read(r io.Reader, agg *Aggregator) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for {
+		line, tooLong, err := readLine(br, &buf)
+		switch {
+		case tooLong:
+			agg.Malformed++
+		case len(bytes.TrimSpace(line)) > 0:
+			agg.add(line)
 		}
-		var l accessLine
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			a.Malformed++
-			continue
+		if err == io.EOF {
+			return nil
 		}
-		if l.Decision == "" {
-			continue // not an access line
-		}
-		a.Lines++
-		src := l.Src
-		if ap, err := netip.ParseAddrPort(src); err == nil {
-			src = ap.Addr().String()
-		}
-		allowed := l.Decision == "allow" && (l.Enforced == nil || *l.Enforced)
-		if name, err := policy.NormalizeName(l.Host); err == nil {
-			a.add(a.names, name, src, allowed)
-			continue
-		}
-		if ap, err := netip.ParseAddrPort(l.Dst); err == nil {
-			a.add(a.addresses, ap.Addr().String(), src, allowed)
+		if err != nil {
+			return err
 		}
 	}
-	return sc.Err()
 }
 
-func (a *Aggregator) add(m map[string]*use, key, src string, allowed bool) {
-	u := m[key]
-	if u == nil {
-		u = &use{sources: map[string]int{}}
-		m[key] = u
+// readLine reads one line into *buf; a line longer than maxLine is
+// consumed and reported as tooLong.
+func readLine(br *bufio.Reader, buf *[]byte) (line []byte, tooLong bool, err error) {
+	*buf = (*buf)[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(*buf)+len(chunk) > maxLine {
+				tooLong, *buf = true, (*buf)[:0]
+			} else {
+				*buf = append(*buf, chunk...)
+			}
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return *buf, tooLong, err
+		}
+	}
+}
+
+// Read adds the access lines of r; see the package function Read.
+func (a *Aggregator) Read(r io.Reader) error { return Read(r, a) }
+
+// add aggregates one log line.
+func (a *Aggregator) add(line []byte) {
+	var l accessLine
+	if err := json.Unmarshal(line, &l); err != nil {
+		a.Malformed++
+		return
+	}
+	if l.Decision != "allow" && l.Decision != "deny" {
+		a.Ignored++
+		return
+	}
+	a.Lines++
+	if t, err := time.Parse(time.RFC3339Nano, l.Time); err == nil {
+		if a.first.IsZero() || t.Before(a.first) {
+			a.first = t
+		}
+		if t.After(a.last) {
+			a.last = t
+		}
+	}
+	src := l.Src
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		src = ap.Addr().Unmap().String()
+	} else if ad, err := netip.ParseAddr(src); err == nil {
+		src = ad.Unmap().String()
+	}
+	dst, _ := netip.ParseAddrPort(l.Dst)
+	if unusableReason(l.Reason) {
+		if a.unusable == nil {
+			a.unusable = map[string]int{}
+		}
+		a.unusable[l.Reason]++
+		return
+	}
+	var u *usage
+	name, err := policy.NormalizeName(l.Host)
+	switch {
+	case err == nil:
+		if a.names == nil {
+			a.names = map[string]*usage{}
+		}
+		if u = a.names[name]; u == nil {
+			u = newUsage()
+			a.names[name] = u
+		}
+	case l.Host != "" && !errors.Is(err, policy.ErrAddressLiteral):
+		if a.invalid == nil {
+			a.invalid = map[string]int{}
+		}
+		a.invalid[l.Host]++
+		return
+	case dst.IsValid() && dst.Addr().Zone() == "":
+		// No name, or an IP address as the name: the destination decides.
+		addr := dst.Addr().Unmap()
+		if a.addrs == nil {
+			a.addrs = map[netip.Addr]*usage{}
+		}
+		if u = a.addrs[addr]; u == nil {
+			u = newUsage()
+			a.addrs[addr] = u
+		}
+	default:
+		if a.unusable == nil {
+			a.unusable = map[string]int{}
+		}
+		a.unusable["no_name_no_destination"]++
+		return
 	}
 	u.count++
 	if src != "" {
 		u.sources[src]++
 	}
-	u.allowed = u.allowed || allowed
-}
-
-// entry is one proposed allow entry.
-type entry struct {
-	text    string
-	names   []string
-	count   int
-	sources map[string]int
-	allowed bool
-}
-
-func (a *Aggregator) entries() (names, addrs []entry) {
-	byDomain := map[string][]string{}
-	for n := range a.names {
-		d, err := publicsuffix.EffectiveTLDPlusOne(n)
-		if err != nil {
-			d = n // a public suffix or a bare name: stays exact
-		}
-		byDomain[d] = append(byDomain[d], n)
+	if l.Proto != "" {
+		u.protos[l.Proto]++
 	}
-	for d, ns := range byDomain {
-		slices.Sort(ns)
-		if len(ns) >= 2 {
-			names = append(names, merge("."+d, ns, a.names))
-			continue
-		}
-		names = append(names, merge(ns[0], ns, a.names))
+	if dst.IsValid() {
+		u.ports[dst.Port()]++
 	}
-	for ip, u := range a.addresses {
-		addrs = append(addrs, merge(ip, []string{ip}, map[string]*use{ip: u}))
-	}
-	order := func(es []entry) {
-		sort.Slice(es, func(i, j int) bool {
-			if es[i].count != es[j].count {
-				return es[i].count > es[j].count
-			}
-			return es[i].text < es[j].text
-		})
-	}
-	order(names)
-	order(addrs)
-	return names, addrs
-}
-
-func merge(text string, names []string, m map[string]*use) entry {
-	e := entry{text: text, names: names, sources: map[string]int{}, allowed: true}
-	for _, n := range names {
-		u := m[n]
-		e.count += u.count
-		for s, c := range u.sources {
-			e.sources[s] += c
-		}
-		e.allowed = e.allowed && u.allowed
-	}
-	return e
-}
-
-// Write prints the suggestion: a policy section to paste into egressd.yaml.
-func (a *Aggregator) Write(w io.Writer) error {
-	names, addrs := a.entries()
-	var b strings.Builder
-	fmt.Fprintf(&b, "# egressd suggest: %d access lines, %d names, %d addresses without a name.\n", a.Lines, len(a.names), len(a.addresses))
-	b.WriteString("# Review every entry before enforcing; counts are connections (HTTP: requests).\n")
-	b.WriteString("policy:\n  mode: enforce\n  allow:\n")
-	for _, e := range names {
-		writeEntry(&b, e)
-	}
-	if len(addrs) > 0 {
-		b.WriteString("    # destinations seen without a name (TLS without SNI, or an IP as Host):\n")
-		for _, e := range addrs {
-			writeEntry(&b, e)
+	// In monitor mode every line has enforced:false, so the decision alone
+	// says whether the current policy allows the connection.
+	if l.Decision == "allow" {
+		u.allowed++
+		if l.Rule != "" {
+			u.rules[l.Rule]++
 		}
 	}
-	if len(names)+len(addrs) == 0 {
-		b.WriteString("    [] # nothing seen\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-func writeEntry(b *strings.Builder, e entry) {
-	text := e.text
-	if strings.HasPrefix(text, "*") {
-		text = `"` + text + `"`
-	}
-	fmt.Fprintf(b, "    - %s", text)
-	pad := max(1, 34-len(text))
-	fmt.Fprintf(b, "%s# %d, from %s", strings.Repeat(" ", pad), e.count, topSources(e.sources))
-	if len(e.names) > 1 {
-		fmt.Fprintf(b, "; names: %s", strings.Join(e.names, ", "))
-	}
-	if e.allowed {
-		b.WriteString("; already allowed")
-	}
-	b.WriteString("\n")
-}
-
-func topSources(m map[string]int) string {
-	srcs := make([]string, 0, len(m))
-	for s := range m {
-		srcs = append(srcs, s)
-	}
-	sort.Slice(srcs, func(i, j int) bool {
-		if m[srcs[i]] != m[srcs[j]] {
-			return m[srcs[i]] > m[srcs[j]]
-		}
-		return srcs[i] < srcs[j]
-	})
-	more := ""
-	if len(srcs) > maxSourcesShown {
-		more = fmt.Sprintf(" and %d more", len(srcs)-maxSourcesShown)
-		srcs = srcs[:maxSourcesShown]
-	}
-	return strings.Join(srcs, " ") + more
 }
