@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -102,10 +103,43 @@ func reframe(t testing.TB, hello []byte, chunk int) []byte {
 	return records(msg[4:], chunk)
 }
 
+// realHellos are the captured hellos (go run ./sniff/testdata/capture.go)
+// with the ALPN each client offered.
+var realHelloALPN = map[string]string{
+	"hello-curl.bin":    "h2,http/1.1",
+	"hello-openssl.bin": "", // s_client offers no ALPN unless told to
+	"hello-go-pq.bin":   "h2,http/1.1",
+}
+
+// countRecords counts the complete TLS records at the start of b.
+func countRecords(b []byte) int {
+	n := 0
+	for len(b) >= 5 && len(b) >= 5+(int(b[3])<<8|int(b[4])) {
+		b = b[5+(int(b[3])<<8|int(b[4])):]
+		n++
+	}
+	return n
+}
+
 func TestRealHellos(t *testing.T) {
 	for _, name := range realHellos {
 		t.Run(name, func(t *testing.T) {
 			in := readHello(t, name)
+			want, raw, err := ReadClientHello(bytes.NewReader(in), make([]byte, 0, 4096))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.ServerName != "test.example" || want.ALPN != realHelloALPN[name] || want.Versions&TLS13 == 0 ||
+				want.Versions.Max() != 0x0304 || want.ECH {
+				t.Fatalf("parsed %+v", want)
+			}
+			if !bytes.Equal(raw, in) {
+				t.Fatalf("returned %d bytes, read %d: every byte must be returned for replay", len(raw), len(in))
+			}
+			three := reframe(t, in, (len(in)-5+2)/3) // ceil(handshake message / 3)
+			if got := countRecords(three); got != 3 {
+				t.Fatalf("reframed into %d records, want 3", got)
+			}
 			for _, variant := range []struct {
 				name string
 				data []byte
@@ -113,28 +147,146 @@ func TestRealHellos(t *testing.T) {
 			}{
 				{"as captured", in, nil},
 				{"one byte per read", in, iotest.OneByteReader},
-				{"three records", reframe(t, in, len(in)/3+1), nil},
+				{"three records", three, nil},
+				{"three records, one byte per read", three, iotest.OneByteReader},
+				{"three records, half-empty reads", three, iotest.HalfReader},
 				{"tiny records, one byte per read", reframe(t, in, 7), iotest.OneByteReader},
+				{"one-byte records", reframe(t, in, 1), nil},
 			} {
-				var r io.Reader = bytes.NewReader(variant.data)
-				if variant.r != nil {
-					r = variant.r(r)
-				}
-				h, raw, err := ReadClientHello(r, make([]byte, 0, 4096))
-				if err != nil {
-					t.Fatalf("%s: %v", variant.name, err)
-				}
-				if h.ServerName != "test.example" || h.Versions&TLS13 == 0 {
-					t.Fatalf("%s: %+v", variant.name, h)
-				}
-				if !bytes.Equal(raw, variant.data) {
-					t.Fatalf("%s: returned %d bytes, read %d: every byte must be returned for replay", variant.name, len(raw), len(variant.data))
-				}
+				t.Run(variant.name, func(t *testing.T) {
+					var r io.Reader = bytes.NewReader(variant.data)
+					if variant.r != nil {
+						r = variant.r(r)
+					}
+					for _, buf := range [][]byte{nil, make([]byte, 0, 16), make([]byte, 0, 4096)} {
+						h, raw, err := ReadClientHello(r, buf)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if h != want {
+							t.Fatalf("parsed %+v, as captured %+v", h, want)
+						}
+						if !bytes.Equal(raw, variant.data) {
+							t.Fatalf("returned %d bytes, read %d: every byte must be returned for replay", len(raw), len(variant.data))
+						}
+						r = bytes.NewReader(variant.data)
+						if variant.r != nil {
+							r = variant.r(r)
+						}
+					}
+				})
 			}
 		})
 	}
-	if pq := readHello(t, "hello-go-pq.bin"); len(pq) <= 1460 {
-		t.Fatalf("the Go post-quantum hello is %d bytes; expected more than one TCP segment", len(pq))
+	if pq := readHello(t, "hello-go-pq.bin"); len(pq) <= 1500 {
+		t.Fatalf("the Go post-quantum hello is %d bytes; expected more than one TCP segment (> 1500)", len(pq))
+	}
+}
+
+// editHello parses a captured single-record hello, lets edit change its
+// extension list, and frames the result as one record.
+func editHello(t testing.TB, hello []byte, edit func([]ext) []ext) []byte {
+	t.Helper()
+	s := cryptobyte.String(hello[5+4:])
+	var (
+		preamble []byte
+		sid      cryptobyte.String
+		suites   cryptobyte.String
+		comps    cryptobyte.String
+		extBlock cryptobyte.String
+	)
+	start := s
+	if !s.Skip(2+32) || !s.ReadUint8LengthPrefixed(&sid) || !s.ReadUint16LengthPrefixed(&suites) ||
+		!s.ReadUint8LengthPrefixed(&comps) {
+		t.Fatal("captured hello: preamble")
+	}
+	preamble = start[:len(start)-len(s)]
+	if !s.ReadUint16LengthPrefixed(&extBlock) || !s.Empty() {
+		t.Fatal("captured hello: extensions")
+	}
+	var exts []ext
+	for !extBlock.Empty() {
+		var e ext
+		var data cryptobyte.String
+		if !extBlock.ReadUint16(&e.typ) || !extBlock.ReadUint16LengthPrefixed(&data) {
+			t.Fatal("captured hello: extension")
+		}
+		e.data = data
+		exts = append(exts, e)
+	}
+	exts = edit(exts)
+	var b cryptobyte.Builder
+	b.AddBytes(preamble)
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, e := range exts {
+			b.AddUint16(e.typ)
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.data) })
+		}
+	})
+	return records(b.BytesOrPanic(), 1<<14)
+}
+
+// replaceExt swaps extension typ for e, or appends e.
+func replaceExt(exts []ext, e ext) []ext {
+	out := append([]ext(nil), exts...)
+	for i := range out {
+		if out[i].typ == e.typ {
+			out[i] = e
+			return out
+		}
+	}
+	return append(out, e)
+}
+
+func TestRealHelloVariants(t *testing.T) {
+	for _, name := range realHellos {
+		in := readHello(t, name)
+		// The editor itself must round-trip the capture.
+		if same := editHello(t, in, func(e []ext) []ext { return e }); !bytes.Equal(same[5:], in[5:]) {
+			t.Fatalf("%s: editHello does not round-trip", name)
+		}
+		for _, tc := range []struct {
+			name string
+			edit func([]ext) []ext
+			want error
+			ech  bool
+		}{
+			{"duplicate supported_versions", func(e []ext) []ext { return append(e, versionsExt(0x0304)) }, ErrAmbiguous, false},
+			{"duplicate server_name", func(e []ext) []ext { return append(e, sniExt("evil.example")) }, ErrAmbiguous, false},
+			{"two host_name entries", func(e []ext) []ext { return replaceExt(e, sniExt("test.example", "evil.example")) }, ErrAmbiguous, false},
+			{"empty SNI", func(e []ext) []ext { return replaceExt(e, sniExt("")) }, ErrMalformed, false},
+			{"SNI of another type", func(e []ext) []ext {
+				return replaceExt(e, ext{0, []byte{0, 4, 1, 0, 1, 'x'}})
+			}, ErrMalformed, false},
+			{"SNI length past its extension", func(e []ext) []ext {
+				return replaceExt(e, ext{0, []byte{0, 9, 0, 0, 1, 'x'}})
+			}, ErrMalformed, false},
+			{"empty ALPN protocol", func(e []ext) []ext { return replaceExt(e, alpnExt("h2", "")) }, ErrMalformed, false},
+			{"odd supported_versions", func(e []ext) []ext { return replaceExt(e, ext{43, []byte{3, 3, 4, 3}}) }, ErrMalformed, false},
+			{"encrypted_client_hello", func(e []ext) []ext { return append(e, ext{0xfe0d, []byte{0, 0, 1, 0, 1}}) }, nil, true},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				mod := editHello(t, in, tc.edit)
+				for _, data := range [][]byte{mod, reframe(t, mod, 100)} {
+					h, raw, err := ReadClientHello(iotest.OneByteReader(bytes.NewReader(data)), nil)
+					if !bytes.Equal(raw, data) {
+						t.Fatalf("returned %d of %d bytes", len(raw), len(data))
+					}
+					if tc.want != nil {
+						if !errors.Is(err, tc.want) {
+							t.Fatalf("got %v, want %v", err, tc.want)
+						}
+						continue
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if h.ECH != tc.ech || h.ServerName != "test.example" {
+						t.Fatalf("parsed %+v", h)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -148,10 +300,62 @@ func TestHelloFields(t *testing.T) {
 		h.Versions != TLS12|TLS13 || h.Versions.Max() != 0x0304 || h.Versions.String() != "1.2,1.3" {
 		t.Fatalf("%+v", h)
 	}
-	// No extensions at all: legacy version, no name.
-	h, _, err = ReadClientHello(bytes.NewReader(records(helloBody()[:0:0], 100)), nil)
-	if err == nil {
-		t.Fatalf("empty body accepted: %+v", h)
+	// No extensions block at all (very old clients): legacy version, no name.
+	noExt := helloBody()
+	noExt = noExt[:len(noExt)-2]
+	h, _, err = ReadClientHello(bytes.NewReader(records(noExt, 100)), nil)
+	if err != nil || h != (ClientHello{Versions: TLS12}) || h.Versions.String() != "1.2" {
+		t.Fatalf("hello without extensions: %+v %v", h, err)
+	}
+	// An empty extensions block, GREASE-only supported_versions.
+	h, _, err = ReadClientHello(bytes.NewReader(records(helloBody(versionsExt(0x0a0a)), 100)), nil)
+	if err != nil || h.Versions != 0 || h.Versions.Max() != 0 || h.ServerName != "" {
+		t.Fatalf("unknown versions only: %+v %v", h, err)
+	}
+	// An empty body is not a ClientHello.
+	if h, _, err = ReadClientHello(bytes.NewReader(records(nil, 100)), nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("empty body: %+v %v", h, err)
+	}
+	// Bytes after the hello (a client that does not wait, or TLS early
+	// data) are returned with it for replay, not lost.
+	in := append(records(helloBody(sniExt("a.example")), 1<<14), 23, 3, 3, 0, 1, 'x')
+	h, raw, err := ReadClientHello(bytes.NewReader(in), make([]byte, 0, 4096))
+	if err != nil || h.ServerName != "a.example" || !bytes.Equal(raw, in) {
+		t.Fatalf("hello followed by data: %+v %v, returned %d of %d bytes", h, err, len(raw), len(in))
+	}
+}
+
+func TestHelloSizeLimit(t *testing.T) {
+	base := len(helloBody(sniExt("a.example"), ext{21, nil}))
+	padded := func(size int) []byte { // a ClientHello body of size bytes
+		return helloBody(sniExt("a.example"), ext{21, make([]byte, size-base)})
+	}
+	if body := padded(MaxHelloSize); len(body) != MaxHelloSize {
+		t.Fatalf("built %d bytes", len(body))
+	}
+	h, raw, err := ReadClientHello(bytes.NewReader(records(padded(MaxHelloSize), 1<<14)), nil)
+	if err != nil || h.ServerName != "a.example" || len(raw) != MaxHelloSize+4+5*5 {
+		t.Fatalf("a hello of exactly MaxHelloSize: %+v %v (%d bytes)", h, err, len(raw))
+	}
+	if _, _, err := ReadClientHello(bytes.NewReader(records(padded(MaxHelloSize+1), 1<<14)), nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one byte over: %v", err)
+	}
+}
+
+// TestHelloAllocs pins the cost of the hot path: with a caller's buffer
+// that has room, only the strings of the result are allocated.
+func TestHelloAllocs(t *testing.T) {
+	in := readHello(t, "hello-go-pq.bin")
+	buf := make([]byte, 0, 4096)
+	r := bytes.NewReader(in)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(in)
+		if _, _, err := ReadClientHello(r, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 2 {
+		t.Fatalf("%.1f allocations per hello, want at most 2", allocs)
 	}
 }
 
@@ -159,19 +363,59 @@ type timeoutReader struct{}
 
 func (timeoutReader) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
 
+// netTimeout is a net.Error that says it is a timeout, without wrapping
+// os.ErrDeadlineExceeded.
+type netTimeout struct{}
+
+func (netTimeout) Error() string   { return "i/o timeout" }
+func (netTimeout) Timeout() bool   { return true }
+func (netTimeout) Temporary() bool { return true }
+
+var _ net.Error = netTimeout{}
+
+// errAfter returns data, then err.
+type errAfter struct {
+	data []byte
+	err  error
+}
+
+func (r *errAfter) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
 func TestHelloErrors(t *testing.T) {
 	// A handshake header announcing a 70,000-byte ClientHello.
 	big := []byte{22, 3, 1, 0, 4, 1, 0x01, 0x11, 0x70}
 	// The extensions block claims one byte more than it holds.
 	overlong := helloBody(sniExt("a.example"))
 	overlong[42]++
+	// A record holding the ClientHello and one more handshake byte.
+	trailing := records(helloBody(sniExt("a.example")), 1<<14)
+	trailing[4]++
+	trailing = append(trailing, 0)
 	for _, tc := range []struct {
 		name string
 		in   []byte
 		r    io.Reader
 		want error
 	}{
-		{"http on 443", []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), nil, ErrNotTLS},
+		{"http on 443", []byte("GET / HTTP/1.1\r\n"), nil, ErrNotTLS},
+		{"http on 443, whole head", []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), nil, ErrNotTLS},
+		{"SSLv2-style hello", []byte{0x80, 0x2e, 1, 3, 1, 0, 0x15}, nil, ErrNotTLS},
+		{"application data first", []byte{23, 3, 3, 0, 1, 0}, nil, ErrNotTLS},
+		{"empty record", []byte{22, 3, 1, 0, 0}, nil, ErrMalformed},
+		{"record over 2^14+256", []byte{22, 3, 1, 0x41, 1}, nil, ErrMalformed},
+		{"handshake data after the hello", trailing, nil, ErrMalformed},
+		{"truncated mid-record", readHello(t, "hello-curl.bin")[:300], nil, ErrTruncated},
+		{"truncated between records", reframe(t, readHello(t, "hello-openssl.bin"), 100)[:105], nil, ErrTruncated},
+		{"empty input", []byte{}, nil, ErrTruncated},
+		{"timeout mid-hello", nil, &errAfter{readHello(t, "hello-go-pq.bin")[:1000], os.ErrDeadlineExceeded}, ErrTimeout},
+		{"net.Error timeout", nil, &errAfter{readHello(t, "hello-go-pq.bin")[:10], netTimeout{}}, ErrTimeout},
 		{"ssh on 443", []byte("SSH-2.0-OpenSSH_9.2\r\n"), nil, ErrNotTLS},
 		{"duplicate extension", records(helloBody(sniExt("a.example"), alpnExt("h2"), alpnExt("h2")), 1<<14), nil, ErrAmbiguous},
 		{"two SNI extensions", records(helloBody(sniExt("a.example"), sniExt("b.example")), 1<<14), nil, ErrAmbiguous},
@@ -218,31 +462,117 @@ func TestReasonLabels(t *testing.T) {
 	}
 }
 
+// refHostNames is an independent, simple reading of a well-framed hello:
+// it reassembles the handshake message from its records and returns it with
+// every host_name entry of every server_name extension. ok is false when
+// the input is not a framed, parseable ClientHello.
+func refHostNames(in []byte) (msg []byte, names []string, ok bool) {
+	for len(in) >= 5 {
+		n := int(in[3])<<8 | int(in[4])
+		if len(in) < 5+n {
+			return nil, nil, false
+		}
+		msg = append(msg, in[5:5+n]...)
+		in = in[5+n:]
+		if len(msg) >= 4 && len(msg) >= 4+(int(msg[1])<<16|int(msg[2])<<8|int(msg[3])) {
+			break
+		}
+	}
+	if len(msg) < 4 {
+		return nil, nil, false
+	}
+	s := cryptobyte.String(msg[4:])
+	var skip, exts cryptobyte.String
+	if !s.Skip(2+32) || !s.ReadUint8LengthPrefixed(&skip) || !s.ReadUint16LengthPrefixed(&skip) ||
+		!s.ReadUint8LengthPrefixed(&skip) {
+		return nil, nil, false
+	}
+	if s.Empty() {
+		return msg, nil, true
+	}
+	if !s.ReadUint16LengthPrefixed(&exts) {
+		return nil, nil, false
+	}
+	for !exts.Empty() {
+		var typ uint16
+		var data, list cryptobyte.String
+		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&data) {
+			return nil, nil, false
+		}
+		if typ != 0 {
+			continue
+		}
+		if !data.ReadUint16LengthPrefixed(&list) {
+			return nil, nil, false
+		}
+		for !list.Empty() {
+			var nameType uint8
+			var name cryptobyte.String
+			if !list.ReadUint8(&nameType) || !list.ReadUint16LengthPrefixed(&name) {
+				return nil, nil, false
+			}
+			if nameType == 0 {
+				names = append(names, string(name))
+			}
+		}
+	}
+	return msg, names, true
+}
+
 func FuzzReadClientHello(f *testing.F) {
 	for _, name := range realHellos {
 		h := readHello(f, name)
 		f.Add(h)
 		f.Add(reframe(f, h, 50))
+		f.Add(reframe(f, h, (len(h)-5+2)/3))
 		f.Add(h[:len(h)/2])
+		f.Add(editHello(f, h, func(e []ext) []ext { return replaceExt(e, sniExt("test.example", "evil.example")) }))
+		f.Add(editHello(f, h, func(e []ext) []ext { return append(e, ext{0xfe0d, []byte{0}}) }))
 	}
 	f.Add(records(helloBody(sniExt("a.example", "b.example")), 100))
+	f.Add(records(helloBody(sniExt("a.example"), sniExt("b.example")), 100))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{22, 3, 1, 0, 4, 1, 0x01, 0x11, 0x70})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, raw, err := ReadClientHello(bytes.NewReader(in), nil)
 		if !bytes.HasPrefix(in, raw) {
 			t.Fatalf("returned bytes are not a prefix of the input")
 		}
+		if Reason(err) == "io" && err != nil {
+			t.Fatalf("unclassified error %v", err)
+		}
 		if err != nil {
 			return
 		}
-		singleRecord := len(in) >= 5 && int(in[3])<<8|int(in[4]) == len(in)-5
-		if singleRecord && h.ServerName != "" && !bytes.Contains(in, []byte(h.ServerName)) {
+		msg, names, ok := refHostNames(in)
+		if !ok {
+			t.Fatalf("accepted %+v, but the reference reader cannot parse it", h)
+		}
+		// The name checked is the only name the server can see.
+		if len(names) > 1 {
+			t.Fatalf("accepted %d host names %q as %q", len(names), names, h.ServerName)
+		}
+		if (len(names) == 0) != (h.ServerName == "") || (len(names) == 1 && names[0] != h.ServerName) {
+			t.Fatalf("ServerName %q, the hello holds %q", h.ServerName, names)
+		}
+		// ServerName is a substring of what was sent: of the input when it
+		// is one record, of the reassembled message in any case.
+		if !bytes.Contains(msg, []byte(h.ServerName)) {
+			t.Fatalf("server name %q is not in the handshake message", h.ServerName)
+		}
+		if countRecords(in) == 1 && !bytes.Contains(in, []byte(h.ServerName)) {
 			t.Fatalf("server name %q is not in the input", h.ServerName)
 		}
 		// Accepting a hello is deterministic and fragmentation-proof.
-		h2, _, err := ReadClientHello(iotest.OneByteReader(bytes.NewReader(in)), nil)
-		if err != nil || h2 != h {
+		h2, raw2, err := ReadClientHello(iotest.OneByteReader(bytes.NewReader(in)), make([]byte, 0, 8))
+		if err != nil || h2 != h || !bytes.HasPrefix(raw, raw2) || countRecords(raw2) < 1 {
 			t.Fatalf("one byte at a time: %+v %v, want %+v", h2, err, h)
+		}
+		if len(msg) >= 5 {
+			re := records(msg[4:], len(msg)/2+1)
+			if h3, _, err := ReadClientHello(bytes.NewReader(re), nil); err != nil || h3 != h {
+				t.Fatalf("reframed: %+v %v, want %+v", h3, err, h)
+			}
 		}
 	})
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/egressd/egressd/sniff"
 )
 
 func main() {
@@ -32,7 +35,7 @@ func main() {
 			runCmd("curl", "-sk", "--max-time", "2", "--noproxy", "*", "--resolve", "test.example:"+p+":127.0.0.1", "https://test.example:"+p+"/")
 		}},
 		{"hello-openssl.bin", func(port int) {
-			runCmd("openssl", "s_client", "-connect", "127.0.0.1:"+strconv.Itoa(port), "-servername", "test.example")
+			runCmd("timeout", "3", "openssl", "s_client", "-connect", "127.0.0.1:"+strconv.Itoa(port), "-servername", "test.example")
 		}},
 		{"hello-go-pq.bin", func(port int) {
 			d := net.Dialer{Timeout: 2 * time.Second}
@@ -51,7 +54,8 @@ func main() {
 }
 
 // capture listens on loopback, runs the client, and returns the first bytes
-// it sent (until a second of silence).
+// it sent: exactly one complete ClientHello as sniff parses it, or, if none
+// parses, what arrived before a second of silence.
 func capture(client func(port int)) []byte {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,6 +76,10 @@ func capture(client func(port int)) []byte {
 			_ = c.SetReadDeadline(time.Now().Add(time.Second))
 			n, err := c.Read(buf)
 			all = append(all, buf[:n]...)
+			if _, raw, perr := sniff.ReadClientHello(bytes.NewReader(all), nil); perr == nil {
+				got <- raw
+				return
+			}
 			if err != nil {
 				got <- all
 				return
