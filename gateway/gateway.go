@@ -61,6 +61,10 @@ type Options struct {
 	// idle connection holds two fds and no goroutine. nil: a goroutine
 	// pair per connection (relay.go).
 	Engine *splice.Engine
+	// ForbiddenUpstream reports addresses never dialed whatever the
+	// policy says; nil: loopback, link-local (instance metadata),
+	// multicast and unspecified addresses. Tests on loopback relax it.
+	ForbiddenUpstream func(netip.Addr) bool
 }
 
 // Gateway serves redirected connections. Create it with New.
@@ -89,6 +93,9 @@ func New(opts Options, s *Settings) *Gateway {
 		// connections without per-socket setsockopt calls.
 		d := net.Dialer{KeepAlive: -1}
 		opts.Dial = d.DialContext
+	}
+	if opts.ForbiddenUpstream == nil {
+		opts.ForbiddenUpstream = forbiddenUpstream
 	}
 	if opts.OriginalDst == nil {
 		opts.OriginalDst = nat.OriginalDst

@@ -104,6 +104,8 @@ func startGatewayWith(t *testing.T, engine *splice.Engine, proto string, allow [
 		Resolver:    resolver,
 		OriginalDst: func(*net.TCPConn) (netip.AddrPort, error) { return dst, nil },
 		Engine:      engine,
+		// The "internet" of these tests is loopback.
+		ForbiddenUpstream: func(a netip.Addr) bool { return forbiddenUpstream(a) && !a.IsLoopback() },
 	}, s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -457,5 +459,44 @@ func TestRelayHalfCloseAndCounts(t *testing.T) {
 	r := <-done
 	if r.up != int64(len(request)) || r.down != int64(len(answer)) || r.failed || r.idleTimedOut {
 		t.Fatalf("relay result %+v", r)
+	}
+}
+
+func TestForbiddenUpstreams(t *testing.T) {
+	for a, want := range map[string]bool{
+		"169.254.169.254": true, "fe80::1": true, "127.0.0.1": true, "::1": true, "0.0.0.0": true,
+		"224.0.0.1": true, "255.255.255.255": true, "::ffff:169.254.169.254": true,
+		"203.0.113.9": false, "10.0.0.5": false, "2001:db8::1": false,
+	} {
+		if got := forbiddenUpstream(netip.MustParseAddr(a)); got != want {
+			t.Errorf("%s: forbidden=%v, want %v", a, got, want)
+		}
+	}
+}
+
+// An allowed name that resolves to the instance metadata address must not
+// carry a client to the gateway's own credentials.
+func TestAllowedNamePointingAtMetadataIsDenied(t *testing.T) {
+	imds := netip.MustParseAddr("169.254.169.254")
+	resolver := fakeResolver{"allowed.example": {imds}}
+	dst := netip.MustParseAddrPort("203.0.113.9:80")
+	tg := startGateway(t, protoHTTP, []string{"allowed.example"}, dst, resolver, nil)
+	tg.g.opts.ForbiddenUpstream = forbiddenUpstream // the production filter
+	c, err := net.Dial("tcp", tg.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /latest/meta-data/iam/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 403 {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	rec := tg.waitRecords(t, 1)[0]
+	if rec["reason"] != reasonForbidden || rec["upstream"] != "" {
+		t.Fatalf("log: %v", rec)
 	}
 }

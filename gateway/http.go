@@ -137,14 +137,25 @@ func (h *httpConn) requestLoop(ctx context.Context) {
 			return
 		}
 		if req.Upgrade {
+			var ok, answered bool
 			select {
-			case ok := <-ex.result:
-				if ok {
-					ex.rec.up = ex.up.Load()
-					h.spliceUpgraded(ex.rec)
-					return
-				}
+			case ok = <-ex.result:
+				answered = true
 			case <-h.respDone:
+				// The response loop ends right after a 101, so both may be
+				// ready at once: the result decides, not select's pick.
+				select {
+				case ok = <-ex.result:
+					answered = true
+				default:
+				}
+			}
+			if !answered {
+				return
+			}
+			if ok {
+				ex.rec.up = ex.up.Load()
+				h.spliceUpgraded(ex.rec)
 				return
 			}
 		}

@@ -77,19 +77,18 @@ func (g *Gateway) handleTLS(ctx context.Context, f *flow) {
 // pass-through of a connection that could not be sniffed.
 func (g *Gateway) spliceTLS(ctx context.Context, f *flow, rec *record, d *policy.Decision, name string, dst netip.AddrPort, peeked []byte) {
 	s := f.settings
-	addrs := []netip.AddrPort{dst}
+	addrs, err := g.dialable([]netip.AddrPort{dst})
 	if d != nil {
-		var err error
 		addrs, err = g.chooseUpstream(ctx, s, *d, name, dst)
-		if err != nil {
-			var deny *errDeny
-			if errors.As(err, &deny) {
-				rec.deny(deny.reason, true)
-			}
-			rec.err = err.Error()
-			reset(f.client)
-			return
+	}
+	if err != nil {
+		var deny *errDeny
+		if errors.As(err, &deny) {
+			rec.deny(deny.reason, true)
 		}
+		rec.err = err.Error()
+		reset(f.client)
+		return
 	}
 	up, upAddr, err := g.dial(ctx, s, addrs)
 	if err != nil {

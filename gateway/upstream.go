@@ -22,7 +22,34 @@ const (
 	reasonHostChanged    = "host_changed"         // a later HTTP request named another host
 	reasonIdleTimeout    = "idle_timeout"
 	reasonMaxConnections = "max_connections"
+	reasonForbidden      = "upstream_forbidden" // the only addresses are loopback, link-local, multicast or unspecified
 )
+
+// forbiddenUpstream reports addresses egressd never dials, whatever the
+// policy says: the gateway's own loopback services, link-local addresses
+// (on EC2, 169.254.169.254 is the gateway's instance metadata service and
+// its role credentials: a name someone points there must not reach it),
+// multicast and unspecified addresses.
+func forbiddenUpstream(a netip.Addr) bool {
+	a = a.Unmap()
+	return !a.IsValid() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() ||
+		a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// dialable drops the forbidden addresses; it is an errDeny when none is left.
+func (g *Gateway) dialable(addrs []netip.AddrPort) ([]netip.AddrPort, error) {
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if !g.opts.ForbiddenUpstream(a.Addr()) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &errDeny{reasonForbidden, fmt.Errorf("%v: loopback, link-local, multicast or unspecified addresses are never dialed", addrs)}
+	}
+	return out, nil
+}
 
 // errDeny is returned by chooseUpstream when the connection must be denied
 // for the reason it carries.
@@ -41,6 +68,14 @@ func (e *errDeny) Unwrap() error { return e.err }
 // it sends and the address it dials, so an allowed name never carries the
 // connection to an address that is not the name's own (SPEC, Upstream modes).
 func (g *Gateway) chooseUpstream(ctx context.Context, s *Settings, d policy.Decision, name string, dst netip.AddrPort) ([]netip.AddrPort, error) {
+	addrs, err := g.upstreamCandidates(ctx, s, d, name, dst)
+	if err != nil {
+		return nil, err
+	}
+	return g.dialable(addrs)
+}
+
+func (g *Gateway) upstreamCandidates(ctx context.Context, s *Settings, d policy.Decision, name string, dst netip.AddrPort) ([]netip.AddrPort, error) {
 	if d.ByAddress || name == "" {
 		// An address entry allows the destination itself; in monitor mode a
 		// nameless connection goes where the client was going.

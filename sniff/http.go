@@ -371,6 +371,9 @@ func CopyChunked(dst io.Writer, src *bufio.Reader) (int64, error) {
 			if len(line) < 2 || line[len(line)-2] != '\r' {
 				return nil, malformed("chunk line not ended by CRLF")
 			}
+			if bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
+				return nil, malformed("bare CR in a chunk line")
+			}
 			return line, nil
 		}
 	}
