@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -43,8 +44,51 @@ func TestReadRequest(t *testing.T) {
 		{name: "connection upgrade without Upgrade", in: "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", host: "a", cl: -1},
 		{name: "upgrade and close", in: "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, close\r\n\r\n", host: "a", cl: -1, upgrade: true, close: true},
 		{name: "zero content length", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", host: "a", cl: 0},
+		{name: "content length with leading zeros", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0012\r\n\r\n", host: "a", cl: 12},
+		{name: "chunked, odd case and spaces", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  CHUNKED \r\n\r\n", host: "a", cl: -1, chunked: true},
+		{name: "host as sent: case, trailing dot", in: "GET / HTTP/1.1\r\nHost: API.Example.COM.:443\r\n\r\n", host: "API.Example.COM.", port: "443", cl: -1},
+		{name: "host with odd bytes is returned for policy to deny", in: "GET / HTTP/1.1\r\nHost: a_b!$\xff.example\r\n\r\n", host: "a_b!$\xff.example", cl: -1},
+		{name: "IPv4 literal", in: "GET / HTTP/1.1\r\nHost: 203.0.113.5:8080\r\n\r\n", host: "203.0.113.5", port: "8080", cl: -1},
+		{name: "port 65535", in: "GET / HTTP/1.1\r\nHost: a:65535\r\n\r\n", host: "a", port: "65535", cl: -1},
+		{name: "IPv6 literal, IPv4-embedded", in: "GET / HTTP/1.1\r\nHost: [::ffff:203.0.113.5]\r\n\r\n", host: "::ffff:203.0.113.5", cl: -1},
+		{name: "lower-case method token", in: "get / HTTP/1.1\r\nHost: a\r\n\r\n", host: "a", cl: -1},
+		{name: "absolute form, odd case scheme, IPv6 Host", in: "GET hTtP://real.example HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", host: "real.example", cl: -1},
+		{name: "absolute form, authority with a backslash is returned as sent", in: "GET http://a.example\\.evil.example/ HTTP/1.1\r\nHost: a\r\n\r\n", host: "a.example\\.evil.example", cl: -1},
+		{name: "absolute form, query right after the authority", in: "GET http://a.example?.evil.example/ HTTP/1.1\r\nHost: a\r\n\r\n", host: "a.example", cl: -1},
 
 		{name: "no Host", in: "GET / HTTP/1.1\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form without Host", in: "GET http://a.example/ HTTP/1.1\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form, two Hosts", in: "GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form, invalid Host", in: "GET http://a.example/ HTTP/1.1\r\nHost: a.example@b.example\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form, empty Host", in: "GET http://a.example/ HTTP/1.1\r\nHost: \r\n\r\n", err: ErrMalformed},
+		{name: "absolute form with a fragment", in: "GET http://a.example#.evil.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form, empty authority", in: "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "absolute form, unterminated IPv6", in: "GET http://[::1/x HTTP/1.1\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "TE in HTTP/1.0", in: "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", err: ErrMalformed},
+		{name: "TE chunked twice in one field", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", err: ErrMalformed},
+		{name: "TE with a parameter", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", err: ErrMalformed},
+		{name: "TE with a vertical tab", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \vchunked\r\n\r\n", err: ErrMalformed},
+		{name: "CL with a space inside", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", err: ErrMalformed},
+		{name: "CL over int64", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", err: ErrMalformed},
+		{name: "CL hex", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", err: ErrMalformed},
+		{name: "CL list with different values", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n", err: ErrMalformed},
+		{name: "tab before colon", in: "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", err: ErrMalformed},
+		{name: "empty header name", in: "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", err: ErrMalformed},
+		{name: "non-token header name", in: "GET / HTTP/1.1\r\nHost: a\r\nX(y): z\r\n\r\n", err: ErrMalformed},
+		{name: "obs-fold right after the request line", in: "GET / HTTP/1.1\r\n Host: a\r\n\r\n", err: ErrMalformed},
+		{name: "NUL in header value", in: "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", err: ErrMalformed},
+		{name: "HTTP/1.2", in: "GET / HTTP/1.2\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "lower-case protocol", in: "GET / http/1.1\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "DEL in target", in: "GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "tab in request line", in: "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", err: ErrMalformed},
+		{name: "empty port", in: "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", err: ErrMalformed},
+		{name: "IPv6 empty port", in: "GET / HTTP/1.1\r\nHost: [2001:db8::1]:\r\n\r\n", err: ErrMalformed},
+		{name: "port 65536", in: "GET / HTTP/1.1\r\nHost: a:65536\r\n\r\n", err: ErrMalformed},
+		{name: "negative port", in: "GET / HTTP/1.1\r\nHost: a:-1\r\n\r\n", err: ErrMalformed},
+		{name: "port with letters", in: "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", err: ErrMalformed},
+		{name: "not an IPv6 address in brackets", in: "GET / HTTP/1.1\r\nHost: [a.example]\r\n\r\n", err: ErrMalformed},
+		{name: "IPv4 in brackets", in: "GET / HTTP/1.1\r\nHost: [203.0.113.5]\r\n\r\n", err: ErrMalformed},
+		{name: "TLS on port 80", in: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", err: ErrMalformed},
 		{name: "HTTP/1.0 without Host", in: "GET / HTTP/1.0\r\n\r\n", err: ErrMalformed},
 		{name: "two Hosts", in: "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", err: ErrMalformed},
 		{name: "CL and TE", in: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", err: ErrMalformed},
@@ -244,6 +288,17 @@ func TestReadResponse(t *testing.T) {
 		{"HTTP/1.1 200 OK\r\n\r\n", "GET", 200, BodyUntilClose, true},
 		{"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "GET", 200, BodyLength, true},
 		{"HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n", "GET", 200, BodyLength, false},
+		{"HTTP/1.1 200 \r\nContent-Length: 1\r\n\r\n", "GET", 200, BodyLength, false},
+		{"HTTP/1.1 599 Nonstandard, but a reason: é\r\nContent-Length: 1\r\n\r\n", "GET", 599, BodyLength, false},
+		// RFC 9112 §6.3: chunked as the final coding frames the body;
+		// another final coding means the body runs until the close.
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "GET", 200, BodyChunked, false},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n", "GET", 200, BodyChunked, false},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", 200, BodyUntilClose, true},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "HEAD", 200, BodyNone, false},
+		// ... and in HTTP/1.0 it is faulty framing: until the close.
+		{"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n", "GET", 200, BodyUntilClose, true},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n", "GET", 200, BodyLength, false},
 	} {
 		resp, err := ReadResponse(bufio.NewReader(strings.NewReader(tc.in)), 4096, tc.method)
 		if err != nil {
@@ -260,7 +315,18 @@ func TestReadResponse(t *testing.T) {
 		"HTTP/1.1 099 Low\r\n\r\n",
 		"HTTP/1.1 +20 OK\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: , \r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nHost: a\r\nX: \x00\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n",
+		"HTTP/1.1 200 OK\rContent-Length: 1\r\n\r\n",
+		"http/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/1.1 200 O\x00K\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
 		"HTTP/1.1 200 OK\nContent-Length: 1\n\n",
@@ -377,6 +443,12 @@ func FuzzReadRequest(f *testing.F) {
 		"GET / HTTP/1.0\r\nHost: a:8080\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n",
 		"\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+		"GET http://[2001:db8::2]:81/x HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\nhost: b\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\n\r\n",
+		"PUT http://a.example:8080 HTTP/1.0\r\nHost: a.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		"GET http://a.example?.evil.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+		"GET HTTP://A.Example:0080/x?y HTTP/1.1\r\nHost: A.Example:80\r\n\r\n",
+		"GET http://a.example#.evil.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -405,6 +477,33 @@ func FuzzReadRequest(f *testing.F) {
 		}
 		if bytes.Contains(req.Head, []byte("\n ")) || bytes.Contains(req.Head, []byte("\n\t")) {
 			t.Fatal("accepted obsolete line folding")
+		}
+		// The host checked is in the head as sent, and there is only one
+		// Host field for an origin server to act on.
+		if !bytes.Contains(req.Head, []byte(req.Host)) || !bytes.Contains(req.Head, []byte(req.Port)) {
+			t.Fatalf("host %q port %q are not in the head", req.Host, req.Port)
+		}
+		if n := bytes.Count(bytes.ToLower(req.Head), []byte("\nhost:")); n != 1 {
+			t.Fatalf("accepted a head with %d Host fields", n)
+		}
+		// Where Go's own server also accepts the request, it acts on the
+		// same host and frames the body the same way.
+		if std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(req.Head))); err == nil {
+			want := req.Host
+			if strings.Contains(want, ":") {
+				want = "[" + want + "]"
+			}
+			if req.Port != "" {
+				want += ":" + req.Port
+			}
+			if std.Host != want {
+				t.Fatalf("net/http acts on host %q, egressd checks %q", std.Host, want)
+			}
+			if req.Chunked && (len(std.TransferEncoding) != 1 || std.TransferEncoding[0] != "chunked") ||
+				req.ContentLength >= 0 && std.ContentLength != req.ContentLength {
+				t.Fatalf("net/http frames the body as %v/%d, egressd as chunked=%v/%d",
+					std.TransferEncoding, std.ContentLength, req.Chunked, req.ContentLength)
+			}
 		}
 		if !bytes.Equal(req.Head, req2.Head) || req.Host != req2.Host || req.Port != req2.Port || req.Target != req2.Target ||
 			req.ContentLength != req2.ContentLength || req.Chunked != req2.Chunked || req.Upgrade != req2.Upgrade || req.Close != req2.Close {
@@ -484,6 +583,39 @@ func BenchmarkReadRequest(b *testing.B) {
 		r.Reset(in)
 		br.Reset(r)
 		if _, err := ReadRequest(br, 8192); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRequestAllocs pins the cost of a request head that is already in the
+// reader's buffer: the head, the Request, the target and the authority.
+func TestRequestAllocs(t *testing.T) {
+	in := []byte("GET /simple/requests/ HTTP/1.1\r\nHost: pypi.org\r\nUser-Agent: pip/24.0\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n")
+	r := bytes.NewReader(in)
+	br := bufio.NewReader(r)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(in)
+		br.Reset(r)
+		if _, err := ReadRequest(br, 8192); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 4 {
+		t.Fatalf("%.1f allocations per request head, want at most 4", allocs)
+	}
+}
+
+func BenchmarkReadResponse(b *testing.B) {
+	in := []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 06:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 5120\r\nConnection: keep-alive\r\n\r\n")
+	r := bytes.NewReader(in)
+	br := bufio.NewReader(r)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		br.Reset(r)
+		if _, err := ReadResponse(br, 8192, "GET"); err != nil {
 			b.Fatal(err)
 		}
 	}

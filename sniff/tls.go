@@ -1,9 +1,9 @@
 package sniff
 
 import (
+	"bytes"
 	"fmt"
 	"io"
-	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -14,11 +14,17 @@ import (
 // without end.
 const MaxHelloSize = 64 << 10
 
+// maxHelloRead bounds the bytes of the records that carry one ClientHello:
+// the message, its 4-byte header and the 5-byte headers of its records.
+// 4 KiB of headers allow some 800 records, more than even a hello cut into
+// one-byte records needs, while a flood of tiny records stays bounded.
+const maxHelloRead = MaxHelloSize + 4 + 4096
+
 const (
-	recordHeaderLen    = 5
-	maxRecordLen       = 1<<14 + 256 // plaintext limit, with slack for odd stacks
-	recordTypeHandshke = 22
-	handshakeTypeHello = 1
+	recordHeaderLen     = 5
+	maxRecordLen        = 1<<14 + 256 // plaintext limit, with slack for odd stacks
+	recordTypeHandshake = 22
+	handshakeTypeHello  = 1
 
 	extServerName        = 0
 	extALPN              = 16
@@ -63,15 +69,19 @@ func (v Versions) Max() uint16 {
 	return 0
 }
 
-// String lists the versions, e.g. "1.2,1.3".
+// String lists the versions, e.g. "1.2,1.3"; "" when none is known.
 func (v Versions) String() string {
-	var parts []string
+	var b [16]byte
+	out := b[:0]
 	for i := 0; i < 4; i++ {
 		if v&(1<<i) != 0 {
-			parts = append(parts, fmt.Sprintf("1.%d", i))
+			if len(out) > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, '1', '.', byte('0'+i))
 		}
 	}
-	return strings.Join(parts, ",")
+	return string(out)
 }
 
 // ClientHello is what egressd needs from a TLS ClientHello.
@@ -83,10 +93,17 @@ type ClientHello struct {
 }
 
 // ReadClientHello reads one complete ClientHello from r, across as many TCP
-// segments and TLS records as it takes, and parses it. It returns every byte
-// read from r — also on error — so that the caller can replay them; the
-// slice aliases buf when buf has room. The caller sets r's deadline: a
-// timeout is ErrTimeout.
+// segments and TLS records as it takes (at most MaxHelloSize of handshake
+// message), and parses it.
+//
+// It returns every byte read from r, in order — on error too, and including
+// any bytes that came after the hello in the same read — so that the
+// caller can write them upstream before splicing. That slice is buf[:n]
+// when buf has the capacity (4 KiB holds any common hello), else a new
+// one; buf may be nil. The strings in ClientHello do not alias it.
+//
+// The caller sets r's deadline; a timeout is ErrTimeout. A stream that ends
+// early, even before its first byte, is ErrTruncated.
 func ReadClientHello(r io.Reader, buf []byte) (ClientHello, []byte, error) {
 	raw := buf[:0]
 	var err error
@@ -96,7 +113,9 @@ func ReadClientHello(r io.Reader, buf []byte) (ClientHello, []byte, error) {
 			return nil
 		}
 		if n > cap(raw) {
-			grown := make([]byte, len(raw), max(n, 2*cap(raw), 4096))
+			// Never past the bound (n is within it): what is read ahead
+			// of the hello is returned too, and must stay bounded.
+			grown := make([]byte, len(raw), max(n, min(max(2*cap(raw), 4096), maxHelloRead+recordHeaderLen)))
 			copy(grown, raw)
 			raw = grown
 		}
@@ -120,15 +139,23 @@ func ReadClientHello(r io.Reader, buf []byte) (ClientHello, []byte, error) {
 			return ClientHello{}, raw, err
 		}
 		h := raw[off : off+recordHeaderLen]
-		if h[0] != recordTypeHandshke || h[1] != 3 {
+		if h[0] != recordTypeHandshake || h[1] != 3 {
 			if nrecords == 0 {
 				return ClientHello{}, raw, fmt.Errorf("%w: first bytes %q", ErrNotTLS, printable(h))
 			}
-			return ClientHello{}, raw, malformed("record of type %d inside the ClientHello", h[0])
+			return ClientHello{}, raw, malformed("record of type %d, version %d.%d, inside the ClientHello", h[0], h[1], h[2])
+		}
+		// The record version is 3.0 (SSL 3.0 compatible hellos) to 3.4;
+		// anything else is not what a TLS stack sends.
+		if h[2] > 4 {
+			return ClientHello{}, raw, malformed("record version 3.%d", h[2])
 		}
 		n := int(h[3])<<8 | int(h[4])
 		if n == 0 || n > maxRecordLen {
 			return ClientHello{}, raw, malformed("record length %d", n)
+		}
+		if off+recordHeaderLen+n > maxHelloRead {
+			return ClientHello{}, raw, fmt.Errorf("%w: ClientHello records over %d bytes", ErrTooLarge, maxHelloRead)
 		}
 		if err = fill(off + recordHeaderLen + n); err != nil {
 			return ClientHello{}, raw, err
@@ -199,9 +226,7 @@ func parseClientHello(body []byte) (ClientHello, error) {
 		seen       [maxExtensions]uint16
 		nseen      int
 		sni        []byte
-		alpn       [8][]byte // first protocols offered; more are counted but not shown
-		nalpn      int
-		alpnLen    int
+		alpn       cryptobyte.String // the protocol_name_list, checked
 		sawVersion bool
 	)
 	for !exts.Empty() {
@@ -238,7 +263,7 @@ func parseClientHello(body []byte) (ClientHello, error) {
 				if nameType != 0 {
 					return ClientHello{}, malformed("server name of type %d", nameType)
 				}
-				if len(name) == 0 || strings.IndexByte(string(name), 0) >= 0 {
+				if len(name) == 0 || bytes.IndexByte(name, 0) >= 0 {
 					return ClientHello{}, malformed("empty server name or NUL in it")
 				}
 				sni = name
@@ -248,15 +273,11 @@ func parseClientHello(body []byte) (ClientHello, error) {
 			if !data.ReadUint16LengthPrefixed(&list) || !data.Empty() || list.Empty() {
 				return ClientHello{}, malformed("ALPN extension")
 			}
+			alpn = list
 			for !list.Empty() {
 				var proto cryptobyte.String
 				if !list.ReadUint8LengthPrefixed(&proto) || len(proto) == 0 {
 					return ClientHello{}, malformed("ALPN protocol")
-				}
-				if nalpn < len(alpn) {
-					alpn[nalpn] = proto
-					alpnLen += len(proto) + 1
-					nalpn++
 				}
 			}
 		case extSupportedVersions:
@@ -278,14 +299,16 @@ func parseClientHello(body []byte) (ClientHello, error) {
 		hello.Versions = versionBit(legacy)
 	}
 	// One allocation holds the name and the ALPN list; both are substrings.
+	// The ALPN list was checked above, so it reads without failing here.
 	var scratch [512]byte
-	joined := scratch[:0]
-	joined = append(joined, sni...)
-	for i := 0; i < nalpn; i++ {
-		if i > 0 {
+	joined := append(scratch[:0], sni...)
+	for first := true; !alpn.Empty(); first = false {
+		var proto cryptobyte.String
+		alpn.ReadUint8LengthPrefixed(&proto)
+		if !first {
 			joined = append(joined, ',')
 		}
-		joined = append(joined, alpn[i]...)
+		joined = append(joined, proto...)
 	}
 	all := string(joined)
 	hello.ServerName, hello.ALPN = all[:len(sni)], all[len(sni):]

@@ -451,14 +451,30 @@ func TestHelloErrors(t *testing.T) {
 }
 
 func TestReasonLabels(t *testing.T) {
-	if got := Reason(ErrTimeout); got != "timeout" {
-		t.Fatal(got)
+	timeout := readError(&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
+	for err, want := range map[error]string{
+		nil:                            "",
+		ErrNotTLS:                      "not_tls",
+		malformed("x %d", 1):           "malformed",
+		ErrAmbiguous:                   "ambiguous",
+		ErrTooLarge:                    "too_large",
+		timeout:                        "timeout",
+		readError(netTimeout{}):        "timeout",
+		readError(io.ErrUnexpectedEOF): "truncated",
+		io.EOF:                         "io",
+		io.ErrClosedPipe:               "io",
+	} {
+		if got := Reason(err); got != want {
+			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
+		}
 	}
-	if got := Reason(io.ErrClosedPipe); got != "io" {
-		t.Fatal(got)
+	// A timeout is both ErrTimeout and its cause.
+	if !errors.Is(timeout, ErrTimeout) || !errors.Is(timeout, os.ErrDeadlineExceeded) {
+		t.Fatalf("%v: the sentinel or the cause is lost", timeout)
 	}
-	if !strings.Contains(Reason(ErrNotTLS), "not_tls") {
-		t.Fatal()
+	var ne net.Error
+	if !errors.As(timeout, &ne) || !ne.Timeout() {
+		t.Fatalf("%v: not a net.Error timeout any more", timeout)
 	}
 }
 
@@ -520,7 +536,7 @@ func refHostNames(in []byte) (msg []byte, names []string, ok bool) {
 }
 
 func FuzzReadClientHello(f *testing.F) {
-	for _, name := range realHellos {
+	for _, name := range append(realHellos, "hello-go-ech.bin") {
 		h := readHello(f, name)
 		f.Add(h)
 		f.Add(reframe(f, h, 50))
@@ -534,9 +550,12 @@ func FuzzReadClientHello(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{22, 3, 1, 0, 4, 1, 0x01, 0x11, 0x70})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		h, raw, err := ReadClientHello(bytes.NewReader(in), nil)
-		if !bytes.HasPrefix(in, raw) {
-			t.Fatalf("returned bytes are not a prefix of the input")
+		r := bytes.NewReader(in)
+		h, raw, err := ReadClientHello(r, nil)
+		// Every byte taken from the reader is handed back, in order, for
+		// the replay upstream: nothing more, nothing less.
+		if consumed := len(in) - r.Len(); !bytes.Equal(raw, in[:consumed]) {
+			t.Fatalf("returned %d bytes, but %d were read", len(raw), consumed)
 		}
 		if Reason(err) == "io" && err != nil {
 			t.Fatalf("unclassified error %v", err)
@@ -588,5 +607,119 @@ func BenchmarkReadClientHello(b *testing.B) {
 		if _, _, err := ReadClientHello(r, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRealECHHello reads a real Encrypted ClientHello from Go's crypto/tls:
+// the server name egressd sees, and checks, is the outer one (the ECH
+// config's public name); the name the client wants is encrypted.
+func TestRealECHHello(t *testing.T) {
+	in := readHello(t, "hello-go-ech.bin")
+	for _, variant := range []struct {
+		name string
+		data []byte
+		r    func(io.Reader) io.Reader
+	}{
+		{"as captured", in, nil},
+		{"one byte per read", in, iotest.OneByteReader},
+		{"records of 100 bytes", reframe(t, in, 100), iotest.HalfReader},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			var r io.Reader = bytes.NewReader(variant.data)
+			if variant.r != nil {
+				r = variant.r(r)
+			}
+			h, raw, err := ReadClientHello(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.ServerName != "public.example" || !h.ECH || h.ALPN != "h2,http/1.1" || h.Versions != TLS13 {
+				t.Fatalf("parsed %+v", h)
+			}
+			if !bytes.Equal(raw, variant.data) {
+				t.Fatalf("returned %d of %d bytes", len(raw), len(variant.data))
+			}
+		})
+	}
+	if bytes.Contains(in, []byte("test.example")) {
+		t.Fatal("the inner server name is in the clear: not an ECH capture")
+	}
+}
+
+func TestHelloRecordLayer(t *testing.T) {
+	body := helloBody(sniExt("a.example"))
+	withVersion := func(minor byte) []byte {
+		in := records(body, 1<<14)
+		in[2] = minor
+		return in
+	}
+	for _, minor := range []byte{0, 1, 3, 4} {
+		if h, _, err := ReadClientHello(bytes.NewReader(withVersion(minor)), nil); err != nil || h.ServerName != "a.example" {
+			t.Errorf("record version 3.%d: %+v %v", minor, h, err)
+		}
+	}
+	for _, minor := range []byte{5, 0x30, 0xff} {
+		if _, _, err := ReadClientHello(bytes.NewReader(withVersion(minor)), nil); !errors.Is(err, ErrMalformed) {
+			t.Errorf("record version 3.%d: %v, want malformed", minor, err)
+		}
+	}
+	// A second record with another content type: change_cipher_spec,
+	// application data, or a record claiming SSL 2.
+	for _, typ := range []byte{20, 23} {
+		in := records(body, 40)
+		in[45] = typ
+		if _, _, err := ReadClientHello(bytes.NewReader(in), nil); !errors.Is(err, ErrMalformed) {
+			t.Errorf("record of type %d inside the hello: %v", typ, err)
+		}
+	}
+	in := records(body, 40)
+	in[46] = 2
+	if _, _, err := ReadClientHello(bytes.NewReader(in), nil); !errors.Is(err, ErrMalformed) {
+		t.Errorf("second record of version 2.x: %v", err)
+	}
+	// A large hello in one-byte records: legal, but the record headers
+	// count against the bound, so a flood of tiny records stays bounded.
+	big := helloBody(sniExt("a.example"), ext{21, make([]byte, 2000)})
+	if h, raw, err := ReadClientHello(bytes.NewReader(records(big, 1)), nil); err != nil || h.ServerName != "a.example" || len(raw) != 6*(len(big)+4) {
+		t.Errorf("hello of %d bytes in one-byte records: %+v %v", len(big), h, err)
+	}
+	huge := helloBody(sniExt("a.example"), ext{21, make([]byte, 20000)})
+	if _, raw, err := ReadClientHello(bytes.NewReader(records(huge, 1)), nil); !errors.Is(err, ErrTooLarge) || len(raw) > maxHelloRead+recordHeaderLen {
+		t.Errorf("hello of %d bytes in one-byte records: %v after %d bytes", len(huge), err, len(raw))
+	}
+}
+
+func TestHelloALPNList(t *testing.T) {
+	protos := []string{"h2", "http/1.1", "spdy/3", "a", "b", "c", "d", "e", "f", "g", "acme-tls/1"}
+	h, _, err := ReadClientHello(bytes.NewReader(records(helloBody(sniExt("a.example"), alpnExt(protos...)), 1<<14)), nil)
+	if err != nil || h.ALPN != strings.Join(protos, ",") || h.ServerName != "a.example" {
+		t.Fatalf("%+v %v", h, err)
+	}
+	// A name with bytes that are not a hostname is returned as sent: the
+	// policy, not the parser, denies it.
+	odd := "a b.example/\xff"
+	if h, _, err := ReadClientHello(bytes.NewReader(records(helloBody(sniExt(odd)), 1<<14)), nil); err != nil || h.ServerName != odd {
+		t.Fatalf("odd name: %+v %v", h, err)
+	}
+	for _, bad := range []ext{
+		{16, []byte{0, 0}},            // empty protocol list
+		{16, []byte{0, 3, 2, 'h'}},    // protocol longer than the list
+		{16, []byte{0, 2, 1, 'h', 0}}, // bytes after the list
+		{16, nil},                     // no list at all
+	} {
+		if _, _, err := ReadClientHello(bytes.NewReader(records(helloBody(bad), 1<<14)), nil); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ALPN % x: %v, want malformed", bad.data, err)
+		}
+	}
+}
+
+func TestVersionsString(t *testing.T) {
+	for v, want := range map[Versions]string{0: "", TLS13: "1.3", TLS10 | TLS12 | TLS13: "1.0,1.2,1.3", TLS10 | TLS11 | TLS12 | TLS13: "1.0,1.1,1.2,1.3"} {
+		if got := v.String(); got != want {
+			t.Errorf("%08b: %q, want %q", uint8(v), got, want)
+		}
+	}
+	if max := (TLS10 | TLS12).Max(); max != 0x0303 {
+		t.Errorf("Max %#x", max)
 	}
 }

@@ -1,8 +1,10 @@
 //go:build ignore
 
 // Capture records real ClientHellos from curl, openssl s_client and Go's
-// crypto/tls (default config: X25519MLKEM768 post-quantum key share) into
-// hello-*.bin, the seeds of sniff's tests and fuzzers.
+// crypto/tls (default config: X25519MLKEM768 post-quantum key share; and
+// once more with Encrypted ClientHello, against a throw-away ECH config
+// whose public name is public.example) into hello-*.bin, the seeds of
+// sniff's tests and fuzzers. Every client asks for test.example.
 //
 //	go run ./sniff/testdata/capture.go   (from the repository root)
 package main
@@ -10,6 +12,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"github.com/egressd/egressd/sniff"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 func main() {
@@ -40,6 +45,16 @@ func main() {
 		{"hello-go-pq.bin", func(port int) {
 			d := net.Dialer{Timeout: 2 * time.Second}
 			c, err := tls.DialWithDialer(&d, "tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{ServerName: "test.example", NextProtos: []string{"h2", "http/1.1"}})
+			if err == nil {
+				c.Close()
+			}
+		}},
+		{"hello-go-ech.bin", func(port int) {
+			d := net.Dialer{Timeout: 2 * time.Second}
+			c, err := tls.DialWithDialer(&d, "tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{
+				ServerName: "test.example", NextProtos: []string{"h2", "http/1.1"},
+				MinVersion: tls.VersionTLS13, EncryptedClientHelloConfigList: echConfigList("public.example"),
+			})
 			if err == nil {
 				c.Close()
 			}
@@ -88,6 +103,34 @@ func capture(client func(port int)) []byte {
 	}()
 	go client(ln.Addr().(*net.TCPAddr).Port)
 	return <-got
+}
+
+// echConfigList returns an ECHConfigList (RFC 9849 §4) of one config
+// for a fresh X25519 key: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+// AES-128-GCM. The client encrypts the real hello to it and sends
+// publicName as the outer SNI.
+func echConfigList(publicName string) []byte {
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	var b cryptobyte.Builder
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		b.AddUint16(0xfe0d) // version
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint8(1)       // config_id
+			b.AddUint16(0x0020) // kem_id
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(key.PublicKey().Bytes()) })
+			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+				b.AddUint16(0x0001) // kdf_id
+				b.AddUint16(0x0001) // aead_id
+			})
+			b.AddUint8(0) // maximum_name_length
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(publicName)) })
+			b.AddUint16(0) // extensions
+		})
+	})
+	return b.BytesOrPanic()
 }
 
 func runCmd(name string, args ...string) {
