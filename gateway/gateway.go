@@ -148,6 +148,7 @@ const (
 )
 
 func (g *Gateway) serve(ctx context.Context, ln net.Listener, proto string, handle func(context.Context, *flow)) error {
+	active := g.metrics.Active.WithLabelValues(proto) // once, not per connection
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var backoff time.Duration
@@ -194,9 +195,9 @@ func (g *Gateway) serve(ctx context.Context, ln net.Listener, proto string, hand
 		}
 		f := g.newFlow(tc, proto, s)
 		g.wg.Add(1)
-		g.metrics.Active.WithLabelValues(proto).Inc()
+		active.Inc()
 		f.release = func() {
-			g.metrics.Active.WithLabelValues(proto).Dec()
+			active.Dec()
 			g.forget(f)
 			g.active.Add(-1)
 			g.wg.Done()

@@ -142,6 +142,17 @@ func parseHeaders(lines [][]byte, hs []header) ([]header, error) {
 	return hs, nil
 }
 
+// parseFields parses the field lines of a head into its framing, with the
+// fields parsed into a stack buffer (no allocation for a usual head).
+func parseFields(lines [][]byte) (framing, error) {
+	var buf [headLines]header
+	hs, err := parseHeaders(lines, buf[:0])
+	if err != nil {
+		return framing{}, err
+	}
+	return parseFraming(hs)
+}
+
 // framing reads Content-Length, Transfer-Encoding and Connection.
 type framing struct {
 	contentLength int64
@@ -315,12 +326,7 @@ func ReadRequest(r *bufio.Reader, limit int) (*Request, error) {
 	default:
 		return nil, malformed("protocol %q (HTTP/1.0 or HTTP/1.1 only)", truncate(protoBytes))
 	}
-	var hdrBuf [headLines]header
-	hs, err := parseHeaders(lines[1:], hdrBuf[:0])
-	if err != nil {
-		return nil, err
-	}
-	f, err := parseFraming(hs)
+	f, err := parseFields(lines[1:])
 	if err != nil {
 		return nil, err
 	}
@@ -483,12 +489,7 @@ func ReadResponse(r *bufio.Reader, limit int, method string) (*Response, error) 
 			return nil, malformed("control character in the status line %q", truncate(sl))
 		}
 	}
-	var hdrBuf [headLines]header
-	hs, err := parseHeaders(lines[1:], hdrBuf[:0])
-	if err != nil {
-		return nil, err
-	}
-	f, err := parseFraming(hs)
+	f, err := parseFields(lines[1:])
 	if err != nil {
 		return nil, err
 	}

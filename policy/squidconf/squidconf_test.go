@@ -695,7 +695,7 @@ func TestParseAddrs(t *testing.T) {
 func TestScalar(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"naver.com", ".example.org", ".inf", ".NaN", "yes", "On", "NULL", "y", "a_b.c-d", ".x", "*.example.net", "", "123", "true", "null", "a: b", "a #b", "- x", "[x]", "x\ny", "tab\there", "'", `"`, "é", "\x00", "\u2028", "~"} {
-		out := scalar(s)
+		out := config.Scalar(s)
 		var back []string
 		if err := yaml.Unmarshal([]byte("- "+out+" # comment"), &back); err != nil || len(back) != 1 || back[0] != s {
 			t.Errorf("scalar(%q) = %s, reads back as %q (%v)", s, out, back, err)

@@ -9,8 +9,6 @@ import (
 	"time"
 	"unicode"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/egressd/egressd/policy/config"
 )
 
@@ -63,7 +61,7 @@ func (t *translator) render(skipped []Skipped) []byte {
 	if len(t.groups) > 0 {
 		w.line(1, "groups:")
 		for _, g := range t.groups {
-			w.line(2, "- name: "+scalar(g.name))
+			w.line(2, "- name: "+config.Scalar(g.name))
 			for _, f := range g.from {
 				w.comment(3, f)
 			}
@@ -123,18 +121,18 @@ func (w *yamlWriter) trailing(c string) string {
 }
 
 func (w *yamlWriter) kv(level int, key, value, comment string) {
-	w.line(level, key+": "+scalar(value)+w.trailing(comment))
+	w.line(level, key+": "+config.Scalar(value)+w.trailing(comment))
 }
 
 // items writes a list, comments aligned after the longest item.
 func (w *yamlWriter) items(level int, values, comments []string) {
 	width := 0
 	for _, v := range values {
-		width = max(width, len(scalar(v)))
+		width = max(width, len(config.Scalar(v)))
 	}
 	width = min(width, 40)
 	for i, v := range values {
-		s := "- " + scalar(v)
+		s := "- " + config.Scalar(v)
 		if i < len(comments) && comments[i] != "" {
 			s += strings.Repeat(" ", max(0, width+2-len(s))) + w.trailing(comments[i])
 		}
@@ -149,45 +147,6 @@ func (w *yamlWriter) entries(level int, l entryList) {
 		values[i], comments[i] = e.text, e.from
 	}
 	w.items(level, values, comments)
-}
-
-// scalar writes s as a YAML string: plain when that reads back as the same
-// string, else double-quoted (JSON escapes are valid YAML).
-func scalar(s string) string {
-	if plainName(s) {
-		return s
-	}
-	if s != "" && !strings.ContainsAny(s, "#\"'\\") {
-		var back []any
-		if err := yaml.Unmarshal([]byte("- "+s+" # x"), &back); err == nil && len(back) == 1 {
-			if got, ok := back[0].(string); ok && got == s {
-				return s
-			}
-		}
-	}
-	b, _ := json.Marshal(s) // a string: cannot fail
-	return string(b)
-}
-
-// plainName reports whether s is a host name or .domain that YAML reads as
-// a plain string: letters first, then letters, digits, '.', '-' and '_', and
-// none of YAML's words for booleans, null and special floats.
-func plainName(s string) bool {
-	t := strings.TrimPrefix(s, ".")
-	if t == "" || !(t[0] >= 'a' && t[0] <= 'z' || t[0] >= 'A' && t[0] <= 'Z') {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	switch strings.ToLower(s) {
-	case "y", "yes", "n", "no", "true", "false", "on", "off", "null", ".inf", ".nan":
-		return false
-	}
-	return true
 }
 
 // quoted writes s double-quoted, as SPEC writes listen addresses.

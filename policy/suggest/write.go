@@ -1,14 +1,13 @@
 package suggest
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 	"unicode"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/egressd/egressd/policy/config"
 )
 
 // Write prints s as a YAML policy section to paste into egressd.yaml: mode
@@ -21,7 +20,7 @@ func Write(w io.Writer, s Suggestion) error {
 	width := 0
 	for _, es := range allEntries(s) {
 		for _, e := range es {
-			width = max(width, len(scalar(e.Allow)))
+			width = max(width, len(config.Scalar(e.Allow)))
 		}
 	}
 	width = min(width, 40)
@@ -39,7 +38,7 @@ func Write(w io.Writer, s Suggestion) error {
 	if len(s.Groups) > 0 {
 		b.WriteString("  groups:\n")
 		for _, g := range s.Groups {
-			fmt.Fprintf(&b, "    - name: %s\n", scalar(g.Name))
+			fmt.Fprintf(&b, "    - name: %s\n", config.Scalar(g.Name))
 			srcs := make([]string, len(g.Sources))
 			for i, p := range g.Sources {
 				srcs[i] = p.String()
@@ -106,7 +105,7 @@ func writeEntries(b *strings.Builder, level int, es []Entry, width int, s Sugges
 		if e.Note != "" {
 			comment(b, level, e.Note)
 		}
-		text := scalar(e.Allow)
+		text := config.Scalar(e.Allow)
 		pad := strings.Repeat(" ", max(1, width+2-len(text)))
 		line := fmt.Sprintf("%s- %s%s# %s", strings.Repeat("  ", level), text, pad, clean(describe(e, s.MaxSources)))
 		b.WriteString(line + "\n")
@@ -192,44 +191,4 @@ func clean(s string) string {
 		}
 		return '?'
 	}, strings.ToValidUTF8(s, "?"))
-}
-
-// scalar writes s as a YAML string: plain when that reads back as the same
-// string (a name such as "true" or "1e5" does not), else double-quoted
-// (JSON escapes are valid YAML).
-func scalar(s string) string {
-	if plainName(s) {
-		return s
-	}
-	if s != "" && !strings.ContainsAny(s, "#\"'\\") {
-		var back []any
-		if err := yaml.Unmarshal([]byte("- "+s+" # x"), &back); err == nil && len(back) == 1 {
-			if got, ok := back[0].(string); ok && got == s {
-				return s
-			}
-		}
-	}
-	b, _ := json.Marshal(s) // a string: cannot fail
-	return string(b)
-}
-
-// plainName reports whether s is a host name or .domain that YAML reads as
-// a plain string: a letter first, then letters, digits, '.', '-' and '_',
-// and none of YAML's words for booleans, null and special floats.
-func plainName(s string) bool {
-	t := strings.TrimPrefix(s, ".")
-	if t == "" || !(t[0] >= 'a' && t[0] <= 'z' || t[0] >= 'A' && t[0] <= 'Z') {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	switch strings.ToLower(s) {
-	case "y", "yes", "n", "no", "true", "false", "on", "off", "null", ".inf", ".nan":
-		return false
-	}
-	return true
 }
