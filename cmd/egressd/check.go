@@ -25,8 +25,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "%s: ok (%s mode, %d allow entries, %d groups, %d source networks)\n",
-		*path, cfg.Policy.Mode, len(cfg.Policy.Allow), len(cfg.Policy.Groups), len(cfg.Intercept.Sources))
+	ha := ""
+	if cfg.HA.Enabled {
+		ha = fmt.Sprintf("; ha with peer %s, %d home and %d peer route table entries", cfg.HA.Peer, len(cfg.HA.RouteTables), len(cfg.HA.PeerRouteTables))
+	}
+	fmt.Fprintf(stdout, "%s: ok (%s mode, %d allow entries, %d groups, %d source networks%s)\n",
+		*path, cfg.Policy.Mode, len(cfg.Policy.Allow), len(cfg.Policy.Groups), len(cfg.Intercept.Sources), ha)
 	return exitOK
 }
 

@@ -90,6 +90,7 @@ type daemon struct {
 	maxByFDs int
 	reloads  *prometheus.CounterVec
 	reloadMu sync.Mutex
+	ready    *admin.Readiness
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -148,6 +149,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		Engine:   engine,
 	}, d.settings(cfg))
 
+	d.ready = d.readiness()
 	if cfg.Listen.Admin != "" {
 		stopAdmin, err := d.serveAdmin(cfg.Listen.Admin)
 		if err != nil {
@@ -165,6 +167,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.log.Info().Str("http", httpLn.Addr().String()).Str("tls", tlsLn.Addr().String()).
 		Str("admin", cfg.Listen.Admin).Int("max_connections", d.settings(cfg).MaxConnections).
 		Msg("egressd serving")
+
+	stopHA := func() {}
+	if cfg.HA.Enabled {
+		if stopHA, err = d.startHA(serveCtx, cfg.HA); err != nil {
+			return err
+		}
+	}
+	defer stopHA()
 
 	go d.watchConfig(serveCtx)
 	hup := make(chan os.Signal, 1)
@@ -184,6 +194,9 @@ loop:
 			break loop
 		}
 	}
+	// The peer takes over at once (its checks are refused) while the
+	// open connections drain here.
+	stopHA()
 	stopServing()
 	d.serving.Store(false)
 	drain := d.cfg.Load().Limits.DrainTimeout
@@ -352,7 +365,9 @@ func (d *daemon) registerDNSMetrics() {
 	)
 }
 
-func (d *daemon) serveAdmin(addr string) (stop func(), err error) {
+// readiness returns the checks behind /readyz and the ha health endpoint:
+// listeners serving, resolver answering, nftables table in place.
+func (d *daemon) readiness() *admin.Readiness {
 	checks := []admin.Check{
 		{Name: "listeners", Run: func(context.Context) error {
 			if !d.serving.Load() {
@@ -380,12 +395,16 @@ func (d *daemon) serveAdmin(addr string) (stop func(), err error) {
 			return nil
 		}})
 	}
+	return admin.NewReadiness(checks, time.Second)
+}
+
+func (d *daemon) serveAdmin(addr string) (stop func(), err error) {
 	ln, err := listen("listen.admin", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{
-		Handler:           admin.Handler(d.reg, checks, time.Second),
+		Handler:           admin.Handler(d.reg, d.ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          nil,
 	}

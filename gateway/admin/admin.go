@@ -7,6 +7,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -23,10 +24,8 @@ type Check struct {
 	Run  func(ctx context.Context) error
 }
 
-// Handler returns the admin mux. Readiness results are cached for
-// cacheFor so that a scraper hammering /readyz does not hammer the resolver.
-func Handler(g prometheus.Gatherer, checks []Check, cacheFor time.Duration) http.Handler {
-	r := &readiness{checks: checks, cacheFor: cacheFor}
+// Handler returns the admin mux, answering /readyz from r.
+func Handler(g prometheus.Gatherer, r *Readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -36,7 +35,10 @@ func Handler(g prometheus.Gatherer, checks []Check, cacheFor time.Duration) http
 	return mux
 }
 
-type readiness struct {
+// Readiness runs the readiness checks for /readyz and for the ha health
+// endpoint. Results are cached for cacheFor so that a scraper (or a peer)
+// checking often does not hammer the resolver.
+type Readiness struct {
 	checks   []Check
 	cacheFor time.Duration
 
@@ -45,9 +47,23 @@ type readiness struct {
 	failing []string
 }
 
+// NewReadiness returns the readiness of checks, cached for cacheFor.
+func NewReadiness(checks []Check, cacheFor time.Duration) *Readiness {
+	return &Readiness{checks: checks, cacheFor: cacheFor}
+}
+
+// Err runs the checks (or uses the cached result): nil when all pass,
+// otherwise one "name: error" line per failing check.
+func (r *Readiness) Err(ctx context.Context) error {
+	if failing := r.Failing(ctx); len(failing) > 0 {
+		return errors.New(strings.Join(failing, "\n"))
+	}
+	return nil
+}
+
 // Failing runs the checks (or returns the cached result) and lists the
 // failures as "name: error".
-func (r *readiness) Failing(ctx context.Context) []string {
+func (r *Readiness) Failing(ctx context.Context) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.at.IsZero() && time.Since(r.at) < r.cacheFor {
@@ -65,7 +81,7 @@ func (r *readiness) Failing(ctx context.Context) []string {
 	return failing
 }
 
-func (r *readiness) serve(w http.ResponseWriter, req *http.Request) {
+func (r *Readiness) serve(w http.ResponseWriter, req *http.Request) {
 	failing := r.Failing(req.Context())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if len(failing) > 0 {

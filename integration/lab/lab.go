@@ -111,19 +111,10 @@ func Check(tools ...string) error {
 // the routes of the address plan. It deletes the namespaces of dead runs
 // first (Sweep). On error everything built so far is removed again.
 func New(ctx context.Context, opts Options) (_ *Lab, err error) {
-	if err := Check(); err != nil {
+	l, err := emptyLab(ctx, opts)
+	if err != nil {
 		return nil, err
 	}
-	n := opts.Origins
-	if n == 0 {
-		n = DefaultOrigins
-	}
-	if n < 0 || n > maxOrigins {
-		return nil, fmt.Errorf("lab: Options.Origins is %d; want 1..%d", opts.Origins, maxOrigins)
-	}
-	_, _ = Sweep()
-
-	l := &Lab{}
 	defer func() {
 		if err != nil {
 			if cerr := l.Close(); cerr != nil {
@@ -131,15 +122,6 @@ func New(ctx context.Context, opts Options) (_ *Lab, err error) {
 			}
 		}
 	}()
-	if l.ID, err = newID(ctx); err != nil {
-		return nil, err
-	}
-	a4, a6 := FirstOrigin4, FirstOrigin6
-	for range n {
-		l.Origins4 = append(l.Origins4, a4)
-		l.Origins6 = append(l.Origins6, a6)
-		a4, a6 = a4.Next(), a6.Next()
-	}
 	if l.Client, err = l.NewNetns(ctx, "client"); err != nil {
 		return nil, err
 	}
@@ -168,6 +150,34 @@ func New(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	if opts.Cleanup != nil {
 		opts.Cleanup(func() { _ = l.Close() })
+	}
+	return l, nil
+}
+
+// emptyLab checks the options, sweeps dead labs and returns an empty lab
+// with its ID and origin addresses, and no namespaces yet.
+func emptyLab(ctx context.Context, opts Options) (*Lab, error) {
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	n := opts.Origins
+	if n == 0 {
+		n = DefaultOrigins
+	}
+	if n < 0 || n > maxOrigins {
+		return nil, fmt.Errorf("lab: Options.Origins is %d; want 1..%d", opts.Origins, maxOrigins)
+	}
+	_, _ = Sweep()
+	l := &Lab{}
+	var err error
+	if l.ID, err = newID(ctx); err != nil {
+		return nil, err
+	}
+	a4, a6 := FirstOrigin4, FirstOrigin6
+	for range n {
+		l.Origins4 = append(l.Origins4, a4)
+		l.Origins6 = append(l.Origins6, a6)
+		a4, a6 = a4.Next(), a6.Next()
 	}
 	return l, nil
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Limits    Limits
 	Policy    Policy
 	Log       Log
+	HA        HA // off unless the file has an ha section
 	// Compiled is Policy compiled for the gateway; Load and Parse set it.
 	Compiled *policy.Policy
 }
@@ -179,7 +180,7 @@ func (c *Config) PolicySpec() policy.Spec {
 }
 
 // RestartRequired lists the keys whose new values in c differ from old but
-// take effect only after a restart (the listen and intercept sections), as
+// take effect only after a restart (the listen, intercept and ha sections), as
 // "listen.http", "intercept.sources", .... A live reload keeps the old
 // values of those sections and logs the list. It is nil when nothing in
 // them changed, or when old is nil.
@@ -201,6 +202,7 @@ func (c *Config) RestartRequired(old *Config) []string {
 	diff("intercept.tls_ports", !slices.Equal(c.Intercept.TLSPorts, old.Intercept.TLSPorts))
 	diff("intercept.other", c.Intercept.Other != old.Intercept.Other)
 	diff("intercept.nftables", c.Intercept.NFTables != old.Intercept.NFTables)
+	diff("ha", !c.HA.equal(old.HA))
 	return keys
 }
 

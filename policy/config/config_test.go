@@ -24,25 +24,51 @@ func TestTestdata(t *testing.T) {
 		"valid_aliases.yaml":                 nil,
 		"valid_public_suffixes_allowed.yaml": nil,
 		"valid_deny_all.yaml":                nil,
+		"valid_ha.yaml":                      nil,
+		"valid_ha_minimal.yaml":              nil,
+
+		"ha_missing_keys.yaml": {
+			"ha_missing_keys.yaml:3: ha.provider: required when ha is on: add provider: aws",
+			"ha_missing_keys.yaml:3: ha.peer: required when ha is on",
+			"ha_missing_keys.yaml:3: ha.route_tables: required when ha is on",
+			"ha_missing_keys.yaml:3: ha.peer_route_tables: required when ha is on",
+		},
+		"ha_bad_values.yaml": {
+			`ha_bad_values.yaml:4: ha.provider: "gcp" is not valid: use one of aws`,
+			`ha_bad_values.yaml:5: ha.peer: "ip-10-0-102-10:9902" is not the peer's ha.listen address as "ip:port"`,
+			`ha_bad_values.yaml:6: ha.route_tables[0]: "rtb-xyz" is not one of route table IDs`,
+			`ha_bad_values.yaml:6: ha.route_tables[1]: "tag:egressd-home": a tag filter is "tag:KEY=VALUE"`,
+			`ha_bad_values.yaml:7: ha.peer_route_tables: empty: list at least one route table`,
+			`ha_bad_values.yaml:8: ha.network_interface: "i-0123456789abcdef0" is not an ID such as "eni-0123456789abcdef0"`,
+			`ha_bad_values.yaml:9: ha.region: "Ireland" is not an AWS region`,
+			`ha_bad_values.yaml:10: ha.endpoint: "ec2.eu-west-1.amazonaws.com" is not an http(s) URL`,
+			`ha_bad_values.yaml:11: ha.check_interval: expected a duration`,
+			`ha_bad_values.yaml:12: ha.fail_after: 0 is not a number of failed checks in a row from 1 to 100`,
+		},
+		"ha_same_table.yaml": {
+			"ha_same_table.yaml:7: ha.peer_route_tables[0]: rtb-0123456789abcdef0 is also in ha.route_tables: a route table has one home instance",
+			"ha_same_table.yaml:8: ha.failback_after: 1s is shorter than fail_after × check_interval (2s)",
+		},
+		"ha_listen_same_port.yaml": {`ha_listen_same_port.yaml:4: listen.admin: ":9902" uses the same port as ha.listen (":9902")`},
 
 		"syntax_tab.yaml":            {"syntax_tab.yaml:2: invalid YAML: found character that cannot start any token"},
 		"syntax_no_line.yaml":        {"syntax_no_line.yaml:6: invalid YAML: mapping values are not allowed in this context"},
 		"syntax_unknown_anchor.yaml": {"syntax_unknown_anchor.yaml:4: invalid YAML: unknown anchor 'common' referenced"},
 		"two_documents.yaml":         {"two_documents.yaml:3: a second YAML document starts here"},
 		"empty_file.yaml":            {"empty_file.yaml:1: intercept.sources: required: list the client networks"},
-		"root_list.yaml":             {"root_list.yaml:1: expected a mapping of the sections listen, intercept, upstream, limits, policy, log, got a list"},
+		"root_list.yaml":             {"root_list.yaml:1: expected a mapping of the sections listen, intercept, upstream, limits, policy, log, ha, got a list"},
 		"section_not_a_mapping.yaml": {`section_not_a_mapping.yaml:3: upstream: expected a mapping of the keys mode, resolver, dial_timeout, got a string ("resolve")`},
 		"intercept_not_a_mapping.yaml": {
 			"intercept_not_a_mapping.yaml:1: intercept: expected a mapping of the keys sources, http_ports, tls_ports, other, nftables, got a list",
 		},
 		"merge_key.yaml": {
-			"merge_key.yaml:1: defaults: unknown key (valid keys here: listen, intercept, upstream, limits, policy, log)",
+			"merge_key.yaml:1: defaults: unknown key (valid keys here: listen, intercept, upstream, limits, policy, log, ha)",
 			"merge_key.yaml:6: log.<<: merge keys (<<) are not supported",
 		},
 
 		"unknown_key.yaml":               {`unknown_key.yaml:6: policy.alow: unknown key (did you mean "allow"?)`},
 		"unknown_key_wrong_section.yaml": {"unknown_key_wrong_section.yaml:3: allow: unknown key (did you mean policy.allow? it belongs in that section)"},
-		"unknown_section.yaml":           {"unknown_section.yaml:3: ha: unknown key (valid keys here: listen, intercept"},
+		"unknown_section.yaml":           {"unknown_section.yaml:3: cluster: unknown key (valid keys here: listen, intercept"},
 		"duplicate_key.yaml":             {"duplicate_key.yaml:5: policy.allow: duplicate key (first set at line 4)"},
 
 		"sources_missing.yaml":       {"sources_missing.yaml:1: intercept.sources: required"},
@@ -415,5 +441,53 @@ func TestCloseKeys(t *testing.T) {
 		if got := closest(in, keys); got != want {
 			t.Errorf("closest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestHA(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/valid_ha.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HA{
+		Enabled:          true,
+		Provider:         "aws",
+		Listen:           "10.77.101.10:9902",
+		Peer:             netip.MustParseAddrPort("10.77.102.10:9902"),
+		RouteTables:      []RouteTableRef{{ID: "rtb-0a0a0a0a0a0a0a0a0"}},
+		PeerRouteTables:  []RouteTableRef{{TagKey: "egressd-home", TagValue: "b"}, {ID: "rtb-0b0b0b0b"}},
+		InstanceID:       "i-0a0a0a0a0a0a0a0a0",
+		NetworkInterface: "eni-0a0a0a0a0a0a0a0a0",
+		Region:           "eu-west-1",
+		Endpoint:         "http://198.51.100.80",
+		CheckInterval:    200 * time.Millisecond,
+		FailAfter:        3,
+		FailbackAfter:    5 * time.Second,
+	}
+	if !cfg.HA.equal(want) {
+		t.Errorf("ha:\n got %+v\nwant %+v", cfg.HA, want)
+	}
+	if got := want.PeerRouteTables[0].String(); got != "tag:egressd-home=b" {
+		t.Errorf("tag ref String() = %q", got)
+	}
+
+	min, err := Load("testdata/valid_ha_minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := min.HA; h.Listen != DefaultHAListen || h.CheckInterval != DefaultHACheckInterval ||
+		h.FailAfter != DefaultHAFailAfter || h.FailbackAfter != DefaultHAFailbackAfter {
+		t.Errorf("ha defaults: got %+v", h)
+	}
+	off, err := Load("testdata/valid_minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.HA.Enabled {
+		t.Error("ha is on without an ha section")
+	}
+	if keys := min.RestartRequired(off); !slices.Equal(keys, []string{"intercept.sources", "ha"}) {
+		t.Errorf("turning ha on: RestartRequired = %v, want [intercept.sources ha]", keys)
 	}
 }

@@ -69,6 +69,8 @@ var sections = []struct {
 	{"limits", []string{"sniff_timeout", "max_connections", "idle_timeout", "drain_timeout"}},
 	{"policy", []string{"mode", "allow", "allow_public_suffixes", "groups"}},
 	{"log", []string{"level", "format"}},
+	{"ha", []string{"provider", "listen", "peer", "route_tables", "peer_route_tables", "instance_id", "network_interface",
+		"peer_instance_id", "peer_network_interface", "region", "endpoint", "check_interval", "fail_after", "failback_after"}},
 }
 
 func (p *parser) errorf(line int, key, format string, args ...any) {
@@ -92,6 +94,7 @@ func (p *parser) parse(data []byte) {
 		{"limits", p.limits},
 		{"policy", p.policy},
 		{"log", p.log},
+		{"ha", p.ha},
 	})
 	p.checkIntercept()
 	p.checkListen()
@@ -906,6 +909,9 @@ func (p *parser) portsOf(key string, ports []uint16) []located[uint16] {
 func (p *parser) checkListen() {
 	l := p.cfg.Listen
 	addrs := []struct{ key, addr string }{{"listen.http", l.HTTP}, {"listen.tls", l.TLS}, {"listen.admin", l.Admin}}
+	if p.cfg.HA.Enabled {
+		addrs = append(addrs, struct{ key, addr string }{"ha.listen", p.cfg.HA.Listen})
+	}
 	for j, b := range addrs {
 		if b.addr == "" {
 			continue
@@ -935,6 +941,8 @@ func (p *parser) listenValue(key string) string {
 		return p.cfg.Listen.HTTP
 	case "listen.tls":
 		return p.cfg.Listen.TLS
+	case "ha.listen":
+		return p.cfg.HA.Listen
 	}
 	return p.cfg.Listen.Admin
 }
