@@ -369,3 +369,168 @@ func TestHAFailoverAndFailback(t *testing.T) {
 		}
 	}
 }
+
+// haPartition is how long TestHAPartitionMakesNoRouteChanges cuts the link
+// between the gateways: the issue's 60 s, or 10 s with -short.
+func haPartition() time.Duration {
+	if testing.Short() {
+		return 10 * time.Second
+	}
+	return 60 * time.Second
+}
+
+// TestHAPartitionMakesNoRouteChanges cuts the link between two healthy
+// gateways (silently, as a security group would): each sees its peer
+// silent, asks EC2, hears that the peer runs, and changes nothing. Both
+// keep serving their own clients throughout.
+func TestHAPartitionMakesNoRouteChanges(t *testing.T) {
+	t.Parallel()
+	e := newHAEnv(t)
+	e.start(0)
+	e.start(1)
+	e.waitPeersHealthy()
+	ctx := context.Background()
+	if err := e.pair.CutPair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := haPartition()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		e.mustVia(0, 0)
+		e.mustVia(1, 1)
+		time.Sleep(2 * time.Second)
+	}
+	if c := e.ec2.Changes(); len(c) != 0 {
+		t.Fatalf("%d route changes during a %v partition between healthy gateways: %+v", len(c), d, c)
+	}
+	for i, p := range e.procs {
+		if !strings.Contains(p.Output(), "EC2 reports it running and healthy: not taking over") {
+			t.Errorf("gateway %d did not log why it held back", i)
+		}
+	}
+	// One status call per 5 s per gateway at most, plus the first.
+	calls := e.ec2.Calls("DescribeInstanceStatus")
+	if limit := 2 * (int(d/(5*time.Second)) + 2); calls == 0 || calls > limit {
+		t.Errorf("%d DescribeInstanceStatus calls in %v, want 1..%d", calls, d, limit)
+	}
+	t.Logf("partition of %v: 0 route changes, %d DescribeInstanceStatus calls, %d DescribeRouteTables calls",
+		d, calls, e.ec2.Calls("DescribeRouteTables"))
+	fmt.Printf("HA partition (%v): 0 route changes, %d ec2:DescribeInstanceStatus calls for the pair\n", d, calls)
+
+	if err := e.pair.HealPair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if c := e.ec2.Changes(); len(c) != 0 {
+		t.Fatalf("route changes after the link came back: %+v", c)
+	}
+	e.mustVia(0, 0)
+	e.mustVia(1, 1)
+}
+
+// TestHAHungPeerIsTakenOverOnceEC2SaysSo freezes gw-b's egressd (SIGSTOP:
+// it accepts connections but never answers, like a hung host). gw-a waits
+// while EC2 reports the instance healthy, takes over once EC2's status
+// checks say it is impaired, and gw-b takes its table back once it runs
+// again and has been healthy for failback_after.
+func TestHAHungPeerIsTakenOverOnceEC2SaysSo(t *testing.T) {
+	t.Parallel()
+	e := newHAEnv(t)
+	e.start(0)
+	e.start(1)
+	e.waitPeersHealthy()
+	if err := e.procs[1].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = e.procs[1].Signal(syscall.SIGCONT) // so that the lab can stop it
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.procs[0].WaitFor(ctx, "EC2 reports it running and healthy: not taking over"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // more than one status interval
+	if c := e.ec2.Changes(); len(c) != 0 {
+		t.Fatalf("route changes while EC2 reports the silent peer healthy: %+v", c)
+	}
+	impaired := time.Now()
+	e.ec2.SetInstanceStatus(haInstance[1], "impaired")
+	moved := e.waitRoute(haTable[1], haInterface[0], 15*time.Second)
+	t.Logf("hung peer: EC2 status impaired -> route moved %v (status checked every 5 s)", moved.Sub(impaired).Round(time.Millisecond))
+	e.mustVia(1, 0)
+	e.mustVia(0, 0)
+
+	e.ec2.SetInstanceStatus(haInstance[1], "ok")
+	if err := e.procs[1].Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	back := e.waitRoute(haTable[1], haInterface[1], haFailbackAfter+10*time.Second)
+	if d := back.Sub(moved); d < haFailbackAfter {
+		t.Errorf("gw-b took its table back %v after the takeover, before failback_after", d)
+	}
+	e.mustVia(1, 1)
+	if !strings.Contains(e.procs[1].Output(), "ha: this instance did not run for a while") {
+		t.Error("gw-b did not log that it had stalled")
+	}
+}
+
+// TestHABothRestartedEachReclaimsOnlyItsOwnTables stops both gateways
+// with SIGKILL and leaves the tables as earlier failures would have:
+// gw-a's table pointing at gw-b, gw-b's at nothing. Restarted, gw-b
+// claims its table at once (nobody serves it), gw-a takes its own back
+// after failback_after, and neither touches the other's.
+func TestHABothRestartedEachReclaimsOnlyItsOwnTables(t *testing.T) {
+	t.Parallel()
+	e := newHAEnv(t)
+	e.start(0)
+	e.start(1)
+	e.waitPeersHealthy()
+	for _, p := range e.procs {
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.Wait(context.Background())
+	}
+	ctx := context.Background()
+	e.ec2.AddRouteTable(haTable[0], map[string]string{"egressd-home": "a"},
+		ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: haInterface[1]})
+	e.ec2.AddRouteTable(haTable[1], map[string]string{"egressd-home": "b"},
+		ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: "eni-0ccccccccccccccc3", State: "blackhole"})
+	if err := e.pair.PointSubnet(ctx, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pair.PointSubnet(ctx, 1, -1); err != nil {
+		t.Fatal(err)
+	}
+
+	started := time.Now()
+	e.start(0)
+	e.start(1)
+	claimed := e.waitRoute(haTable[1], haInterface[1], 5*time.Second)
+	back := e.waitRoute(haTable[0], haInterface[0], haFailbackAfter+10*time.Second)
+	t.Logf("restart: gw-b claimed its blackholed table after %v, gw-a took its table back after %v (failback_after %v)",
+		claimed.Sub(started).Round(time.Millisecond), back.Sub(started).Round(time.Millisecond), haFailbackAfter)
+	if back.Sub(started) < haFailbackAfter {
+		t.Errorf("gw-a took its table back from a healthy gw-b before failback_after")
+	}
+	e.mustVia(0, 0)
+	e.mustVia(1, 1)
+	e.mustBeDenied(1)
+	if c := e.ec2.Changes(); len(c) != 2 {
+		t.Errorf("%d route changes, want 2: %+v", len(c), c)
+	}
+	for i, p := range e.procs {
+		moves := routeMoves(p, 1)
+		if len(moves) != 1 || !strings.Contains(moves[0], `"route_table":"`+haTable[i]+`"`) {
+			t.Errorf("gateway %d moved %q, want only its own table %s", i, moves, haTable[i])
+		}
+	}
+	if moves := routeMoves(e.procs[1], 1); len(moves) == 1 && !strings.Contains(moves[0], `"reason":"claim"`) {
+		t.Errorf("gw-b's move: %s, want reason claim", moves[0])
+	}
+}

@@ -448,7 +448,7 @@ func (d *daemon) reload(trigger string) {
 	}
 	if changed := cfg.RestartRequired(old); len(changed) > 0 {
 		d.log.Warn().Strs("keys", changed).Msg("these settings take effect only after a restart; keeping their running values")
-		cfg.Listen, cfg.Intercept = old.Listen, old.Intercept
+		cfg.Listen, cfg.Intercept, cfg.HA = old.Listen, old.Intercept, old.HA
 	}
 	if err := d.setResolver(context.Background(), cfg); err != nil {
 		d.reloads.WithLabelValues("error").Inc()

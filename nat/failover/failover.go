@@ -121,6 +121,7 @@ type Controller struct {
 	statusDead     bool      // its verdict
 	readySince     time.Time // own health good since (zero: not ready)
 	lastReconcile  time.Time
+	lastStep       time.Time       // when the last step ended
 	retryAt        time.Time       // after a failed EC2 call
 	failbackDone   bool            // this stretch of good health has reclaimed the home tables
 	takeoverDone   bool            // this failure of the peer has been acted on
@@ -195,6 +196,14 @@ func (c *Controller) Run(ctx context.Context) error {
 // step is one round: own health, the peer's, then whatever routes that
 // calls for.
 func (c *Controller) step(ctx context.Context, now time.Time) {
+	// A process that did not run for longer than the peer needs to
+	// declare it failed (SIGSTOP, a paused VM) may have lost its tables:
+	// its good health starts again from now.
+	if stalled := now.Sub(c.lastStep); !c.lastStep.IsZero() && stalled > time.Duration(c.opts.FailAfter)*c.opts.CheckInterval+c.opts.CheckInterval {
+		c.log.Warn().Dur("stalled", stalled).Msg("ha: this instance did not run for a while; the peer may have taken over its route tables: fail-back timer restarted")
+		c.readySince, c.failbackDone = time.Time{}, false
+	}
+	defer func() { c.lastStep = time.Now() }() // the gap is measured between steps, not across slow EC2 calls
 	selfReady := c.checkSelf(ctx, now)
 	c.checkPeer(ctx, now)
 	if ctx.Err() != nil || now.Before(c.retryAt) {
@@ -272,17 +281,22 @@ func (c *Controller) peerIdentity() Identity {
 	return c.peer
 }
 
-// learnPeer fills in what is still unknown of the peer's identity.
-func (c *Controller) learnPeer(id Identity, from string) {
+// learnPeer fills in what is unknown of the peer's identity. The peer's
+// own health answer (current) also replaces what was learned before, as
+// when the peer instance was replaced behind the same interface; what the
+// config sets is never replaced.
+func (c *Controller) learnPeer(id Identity, from string, current bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := false
-	if c.peer.InstanceID == "" && id.InstanceID != "" && id.InstanceID != c.opts.Self.InstanceID {
-		c.peer.InstanceID, changed = id.InstanceID, true
+	learn := func(dst *string, configured, v, own string) {
+		if configured != "" || v == "" || v == own || v == *dst || *dst != "" && !current {
+			return
+		}
+		*dst, changed = v, true
 	}
-	if c.peer.NetworkInterfaceID == "" && id.NetworkInterfaceID != "" && id.NetworkInterfaceID != c.opts.Self.NetworkInterfaceID {
-		c.peer.NetworkInterfaceID, changed = id.NetworkInterfaceID, true
-	}
+	learn(&c.peer.InstanceID, c.opts.Peer.InstanceID, id.InstanceID, c.opts.Self.InstanceID)
+	learn(&c.peer.NetworkInterfaceID, c.opts.Peer.NetworkInterfaceID, id.NetworkInterfaceID, c.opts.Self.NetworkInterfaceID)
 	if changed {
 		c.log.Info().Str("peer_instance", c.peer.InstanceID).Str("peer_interface", c.peer.NetworkInterfaceID).
 			Str("from", from).Msg("ha: learned the peer's identity")

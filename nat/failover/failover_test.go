@@ -201,6 +201,18 @@ func (f *fixture) waitTarget(table, cidr, want string) {
 	}
 }
 
+// waitRole waits up to 3 s for the controller's role.
+func (f *fixture) waitRole(want string) {
+	f.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for f.ctrl.Role() != want {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("role %s, want %s", f.ctrl.Role(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitLog waits up to 3 s for a log line containing s.
 func (f *fixture) waitLog(s string) {
 	f.t.Helper()
@@ -231,7 +243,8 @@ func TestTakeoverWithProof(t *testing.T) {
 			f.setPeer(mode)
 			f.waitTarget(peerTable, "0.0.0.0/0", self.NetworkInterfaceID)
 			f.waitTarget(peerTable, "::/0", self.NetworkInterfaceID)
-			f.waitLog(`"message":"ha: role changed"`)
+			// EC2 has the change before the controller has its answer.
+			f.waitRole(RoleTakeover)
 			if got := f.target(homeTable, "0.0.0.0/0"); got != self.NetworkInterfaceID {
 				t.Errorf("home route points at %s", got)
 			}

@@ -75,7 +75,7 @@ func (c *Controller) checkPeer(ctx context.Context, now time.Time) {
 	}
 	c.metrics.checks.WithLabelValues(string(res)).Inc()
 	if answer != nil {
-		c.learnPeer(answer.Identity, "its health answer")
+		c.learnPeer(answer.Identity, "its health answer", true)
 	}
 	c.lastCheck = res
 	if res == checkOK {

@@ -221,12 +221,15 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 	if err != nil {
 		return err
 	}
-	// A peer table pointing at an unknown interface at the first read
-	// tells which interface is the peer's.
+	// The peer tables' current targets tell what is still unknown of the
+	// peer: its interface (a target that is not this instance's, at the
+	// first read) and its instance (EC2 names the instance behind an
+	// interface target).
 	if peer := c.peerIdentity(); peer.NetworkInterfaceID == "" || peer.InstanceID == "" {
 		for _, r := range routes {
-			if !r.home && r.kind == targetForeign && r.other == "" && !r.blackhole {
-				c.learnPeer(r.target, "route table "+r.table)
+			unknownPeer := r.kind == targetForeign && r.other == "" && peer.NetworkInterfaceID == ""
+			if !r.home && !r.blackhole && (unknownPeer || r.kind == targetPeer) {
+				c.learnPeer(r.target, "route table "+r.table, false)
 			}
 		}
 		for i := range routes {

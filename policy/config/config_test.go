@@ -316,6 +316,27 @@ func TestExampleConfig(t *testing.T) {
 	if cfg.Compiled == nil || len(cfg.Intercept.Sources) == 0 {
 		t.Errorf("example config loaded without a policy or sources: %+v", cfg)
 	}
+
+	// Its commented-out ha section is valid once uncommented.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	start := slices.Index(lines, "# ha:")
+	if start < 0 {
+		t.Fatal(`the example has no commented "# ha:" section`)
+	}
+	for i := start; i < len(lines) && strings.HasPrefix(lines[i], "#"); i++ {
+		lines[i] = strings.TrimPrefix(strings.TrimPrefix(lines[i], "#"), " ")
+	}
+	cfg, err = Parse(path, []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("the example's ha section is invalid:\n%v", err)
+	}
+	if !cfg.HA.Enabled || cfg.HA.FailAfter != 4 {
+		t.Errorf("the example's ha section: %+v", cfg.HA)
+	}
 }
 
 func TestLoadMissingFile(t *testing.T) {
