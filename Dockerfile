@@ -18,6 +18,8 @@ RUN CGO_ENABLED=0 go build -buildvcs=auto -trimpath -ldflags "-s -w -X main.vers
 
 FROM scratch
 COPY --from=build /out/egressd /egressd
+# CA certificates for the EC2 API (the ha section); nothing else reads them.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY cmd/egressd/egressd.example.yaml /etc/egressd/egressd.yaml
 ENTRYPOINT ["/egressd"]
 CMD ["run", "-c", "/etc/egressd/egressd.yaml"]

@@ -296,13 +296,23 @@ func routeMoves(p *lab.Process, want int) []string {
 	}
 }
 
-// TestHAFailoverAndFailback kills gw-a's egressd with SIGKILL: gw-b takes
-// over gw-a's route table and client-a reaches allowed names through gw-b
-// (denied names stay denied); the time from the kill to client-a's first
-// successful request is printed. gw-a restarted takes its table back once
-// it has been healthy for failback_after.
+// TestHAFailoverAndFailback kills gw-a's egressd with SIGKILL (and, in a
+// second run, stops it with SIGTERM): gw-b takes over gw-a's route table
+// and client-a reaches allowed names through gw-b (denied names stay
+// denied); the time from the signal to client-a's first successful request
+// is printed. gw-a restarted takes its table back once it has been healthy
+// for failback_after.
 func TestHAFailoverAndFailback(t *testing.T) {
 	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			testFailoverAndFailback(t, sig)
+		})
+	}
+}
+
+func testFailoverAndFailback(t *testing.T, sig syscall.Signal) {
 	e := newHAEnv(t)
 	e.start(0)
 	e.start(1)
@@ -313,7 +323,7 @@ func TestHAFailoverAndFailback(t *testing.T) {
 
 	// Client-a asks every 50 ms from the moment of the kill.
 	killed := time.Now()
-	if err := e.procs[0].Signal(syscall.SIGKILL); err != nil {
+	if err := e.procs[0].Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -331,9 +341,14 @@ func TestHAFailoverAndFailback(t *testing.T) {
 		}
 	}
 	moved := e.waitRoute(haTable[0], haInterface[1], time.Second)
-	t.Logf("failover: kill -9 -> route moved %v, -> first successful request %v (check_interval 500ms, fail_after 4)",
-		moved.Sub(killed).Round(time.Millisecond), served.Sub(killed).Round(time.Millisecond))
-	fmt.Printf("HA failover (kill -9 to first successful request): %v\n", served.Sub(killed).Round(time.Millisecond))
+	t.Logf("failover: %v -> route moved %v, -> first successful request %v (check_interval 500ms, fail_after 4)",
+		sig, moved.Sub(killed).Round(time.Millisecond), served.Sub(killed).Round(time.Millisecond))
+	fmt.Printf("HA failover (%v to first successful request): %v\n", sig, served.Sub(killed).Round(time.Millisecond))
+	if sig == syscall.SIGTERM {
+		if err := e.procs[0].Wait(ctx); err != nil {
+			t.Errorf("gw-a's egressd after SIGTERM: %v", err)
+		}
+	}
 	e.mustVia(0, 1)
 	e.mustVia(1, 1)
 	e.mustBeDenied(0)
@@ -350,7 +365,7 @@ func TestHAFailoverAndFailback(t *testing.T) {
 	e.start(0)
 	back := e.waitRoute(haTable[0], haInterface[0], haFailbackAfter+10*time.Second)
 	t.Logf("fail-back: restart -> route back %v (failback_after %v)", back.Sub(restarted).Round(time.Millisecond), haFailbackAfter)
-	fmt.Printf("HA fail-back (restart to route back, failback_after %v): %v\n", haFailbackAfter, back.Sub(restarted).Round(time.Millisecond))
+	fmt.Printf("HA fail-back after %v (restart to route back, failback_after %v): %v\n", sig, haFailbackAfter, back.Sub(restarted).Round(time.Millisecond))
 	if d := back.Sub(restarted); d < haFailbackAfter {
 		t.Errorf("gw-a took its table back %v after its restart, before failback_after (%v)", d, haFailbackAfter)
 	}

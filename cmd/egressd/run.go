@@ -182,6 +182,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer signal.Stop(hup)
 
 	var serveErr error
+	running := 2 // the two serve goroutines
 loop:
 	for {
 		select {
@@ -189,6 +190,7 @@ loop:
 			d.reload("SIGHUP")
 		case err := <-errc:
 			serveErr = err
+			running--
 			break loop
 		case <-ctx.Done():
 			break loop
@@ -198,6 +200,13 @@ loop:
 	// open connections drain here.
 	stopHA()
 	stopServing()
+	// Both accept loops must have returned before Drain waits for the
+	// connections they started.
+	for ; running > 0; running-- {
+		if err := <-errc; err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
 	d.serving.Store(false)
 	drain := d.cfg.Load().Limits.DrainTimeout
 	d.log.Info().Int64("open_connections", d.gw.Active()).Dur("drain_timeout", drain).Msg("stopping: no new connections; draining")
