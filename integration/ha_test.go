@@ -321,7 +321,7 @@ func testFailoverAndFailback(t *testing.T, sig syscall.Signal) {
 	e.mustVia(1, 1)
 	e.mustBeDenied(0)
 
-	// Client-a asks every 50 ms from the moment of the kill.
+	// Client-a asks every 50 ms from the moment of the signal.
 	killed := time.Now()
 	if err := e.procs[0].Signal(sig); err != nil {
 		t.Fatal(err)
@@ -329,16 +329,26 @@ func testFailoverAndFailback(t *testing.T, sig syscall.Signal) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var served time.Time
+	viaA, failed := 0, 0
 	for served.IsZero() {
 		g, err := e.get(ctx, 0, allowedName, 500*time.Millisecond)
 		switch {
 		case err == nil && g == 1:
 			served = time.Now()
 		case ctx.Err() != nil:
-			t.Fatalf("client-a never got through gw-b after gw-a's egressd was killed: %v", err)
+			t.Fatalf("client-a never got through gw-b after gw-a's egressd got %v: %v", sig, err)
+		case err == nil:
+			viaA++
 		default:
+			failed++
+		}
+		if served.IsZero() {
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+	t.Logf("after %v: %d requests served by gw-a, %d failed, before the first through gw-b", sig, viaA, failed)
+	if sig == syscall.SIGTERM && viaA == 0 {
+		t.Error("a stopping gw-a served nothing while its peer took over: the hand-over should keep it serving")
 	}
 	moved := e.waitRoute(haTable[0], haInterface[1], time.Second)
 	t.Logf("failover: %v -> route moved %v, -> first successful request %v (check_interval 500ms, fail_after 4)",
@@ -443,17 +453,18 @@ func TestHAPartitionMakesNoRouteChanges(t *testing.T) {
 	e.mustVia(1, 1)
 }
 
-// TestHAHungPeerIsTakenOverOnceEC2SaysSo freezes gw-b's egressd (SIGSTOP:
-// it accepts connections but never answers, like a hung host). gw-a waits
-// while EC2 reports the instance healthy, takes over once EC2's status
-// checks say it is impaired, and gw-b takes its table back once it runs
-// again and has been healthy for failback_after.
-func TestHAHungPeerIsTakenOverOnceEC2SaysSo(t *testing.T) {
+// TestHAHungProcessIsTakenOver freezes gw-b's egressd (SIGSTOP): its
+// kernel still accepts the health check's connection, but nothing answers,
+// which proves the process (not the link) has failed, so gw-a takes over
+// without asking EC2. Resumed (SIGCONT), gw-b sees that it stalled and
+// takes its table back after failback_after.
+func TestHAHungProcessIsTakenOver(t *testing.T) {
 	t.Parallel()
 	e := newHAEnv(t)
 	e.start(0)
 	e.start(1)
 	e.waitPeersHealthy()
+	frozen := time.Now()
 	if err := e.procs[1].Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -463,34 +474,68 @@ func TestHAHungPeerIsTakenOverOnceEC2SaysSo(t *testing.T) {
 			_ = e.procs[1].Signal(syscall.SIGCONT) // so that the lab can stop it
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := e.procs[0].WaitFor(ctx, "EC2 reports it running and healthy: not taking over"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(6 * time.Second) // more than one status interval
-	if c := e.ec2.Changes(); len(c) != 0 {
-		t.Fatalf("route changes while EC2 reports the silent peer healthy: %+v", c)
-	}
-	impaired := time.Now()
-	e.ec2.SetInstanceStatus(haInstance[1], "impaired")
-	moved := e.waitRoute(haTable[1], haInterface[0], 15*time.Second)
-	t.Logf("hung peer: EC2 status impaired -> route moved %v (status checked every 5 s)", moved.Sub(impaired).Round(time.Millisecond))
+	moved := e.waitRoute(haTable[1], haInterface[0], 10*time.Second)
+	t.Logf("hung process: SIGSTOP -> route moved %v", moved.Sub(frozen).Round(time.Millisecond))
 	e.mustVia(1, 0)
 	e.mustVia(0, 0)
+	if n := e.ec2.Calls("DescribeInstanceStatus"); n != 0 {
+		t.Errorf("%d DescribeInstanceStatus calls: a connected check with no answer is proof enough", n)
+	}
+	if !strings.Contains(e.procs[0].Output(), `"check":"no_answer"`) {
+		t.Error(`gw-a did not log a "no_answer" check`)
+	}
 
-	e.ec2.SetInstanceStatus(haInstance[1], "ok")
+	cont := time.Now()
 	if err := e.procs[1].Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed = true
 	back := e.waitRoute(haTable[1], haInterface[1], haFailbackAfter+10*time.Second)
-	if d := back.Sub(moved); d < haFailbackAfter {
-		t.Errorf("gw-b took its table back %v after the takeover, before failback_after", d)
+	if d := back.Sub(cont); d < haFailbackAfter {
+		t.Errorf("gw-b took its table back %v after it resumed, before failback_after (%v)", d, haFailbackAfter)
 	}
 	e.mustVia(1, 1)
 	if !strings.Contains(e.procs[1].Output(), "ha: this instance did not run for a while") {
 		t.Error("gw-b did not log that it had stalled")
+	}
+}
+
+// TestHASilentPeerIsTakenOverOnlyOnceEC2SaysItIsDown cuts the link between
+// the gateways: each sees the other silent and holds back while EC2 says
+// the other runs. When EC2 reports gw-b stopped, gw-a takes over its
+// table; with the link and gw-b back, gw-b takes its table back.
+func TestHASilentPeerIsTakenOverOnlyOnceEC2SaysItIsDown(t *testing.T) {
+	t.Parallel()
+	e := newHAEnv(t)
+	e.start(0)
+	e.start(1)
+	e.waitPeersHealthy()
+	ctx := context.Background()
+	if err := e.pair.CutPair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := e.procs[0].WaitFor(wctx, "EC2 reports it running and healthy: not taking over"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	e.ec2.SetInstanceState(haInstance[1], "stopped")
+	moved := e.waitRoute(haTable[1], haInterface[0], 15*time.Second)
+	t.Logf("silent peer: EC2 state stopped -> route moved %v (status asked every 5 s while silent)", moved.Sub(stopped).Round(time.Millisecond))
+	e.mustVia(1, 0)
+	if moves := routeMoves(e.procs[0], 1); len(moves) != 1 || !strings.Contains(moves[0], `"peer_check":"unreachable"`) {
+		t.Errorf("gw-a's moves: %q, want one takeover after unreachable checks", moves)
+	}
+
+	e.ec2.SetInstanceState(haInstance[1], "running")
+	if err := e.pair.HealPair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRoute(haTable[1], haInterface[1], 15*time.Second)
+	e.mustVia(1, 1)
+	if c := e.ec2.Changes(); len(c) != 2 {
+		t.Errorf("%d route changes, want the takeover and the fail-back: %+v", len(c), c)
 	}
 }
 

@@ -75,10 +75,23 @@ func (d *daemon) startHA(ctx context.Context, h config.HA) (stop func(), err err
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			_ = srv.Close() // the peer's checks are refused from now on
 			cancel()
-			_ = srv.Close() // refuse the peer's checks now
 			<-done
-			d.log.Info().Msg("ha: stopped; the peer takes over this instance's route tables")
+			// Keep serving until the peer has the routes, then a little
+			// longer: EC2 applies a route change within seconds.
+			hctx, hcancel := context.WithTimeout(context.Background(),
+				time.Duration(h.FailAfter+2)*h.CheckInterval+10*time.Second)
+			defer hcancel()
+			if ctrl.HandOver(hctx) {
+				time.Sleep(handoverLinger)
+			}
+			d.log.Info().Msg("ha: stopped")
 		})
 	}, nil
 }
+
+// handoverLinger is how long a stopping instance keeps serving after its
+// peer has taken over its routes, for the packets EC2 still sends it while
+// the change spreads.
+const handoverLinger = 2 * time.Second

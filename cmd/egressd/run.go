@@ -158,7 +158,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		defer stopAdmin()
 	}
 
-	serveCtx, stopServing := context.WithCancel(ctx)
+	// Not ctx: a stop signal ends the loop below, which closes the
+	// listeners only once the ha peer has taken over (stopHA).
+	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	errc := make(chan error, 2)
 	go func() { errc <- d.gw.ServeHTTP(serveCtx, httpLn) }()
@@ -196,8 +198,9 @@ loop:
 			break loop
 		}
 	}
-	// The peer takes over at once (its checks are refused) while the
-	// open connections drain here.
+	// With ha, keep serving until the peer has taken over the routes
+	// (its checks are refused from now on); then stop accepting and let
+	// the open connections drain.
 	stopHA()
 	stopServing()
 	// Both accept loops must have returned before Drain waits for the

@@ -3,18 +3,21 @@
 // at its network interface), checks its peer's health endpoint over the
 // VPC, and when the peer has failed it points the peer's route tables'
 // 0.0.0.0/0 and ::/0 at itself with ec2:ReplaceRoute. When an instance has
-// been healthy again for FailbackAfter it takes its home tables back.
+// been healthy again for FailbackAfter, and its peer agrees that it is, it
+// takes its home tables back.
 //
 // Split brain is avoided by acting only on evidence. A check that is
-// answered "connection refused" (the peer's host is up and nothing
-// listens: the process died) or "not ready" (the peer says so itself) is
-// proof. Silence (a timeout, an unreachable host) is not: a dead instance
-// and a cut link between two healthy instances look the same from here, so
-// before taking over a silent peer the controller asks EC2 whether the
-// instance is still running and passing its status checks
-// (ec2:DescribeInstanceStatus, at most once per StatusEvery). A route is
-// only replaced when it points at the failed peer or at nothing, after
-// reading it: never one that an operator pointed elsewhere.
+// refused (the peer's host is up and nothing listens: the process died),
+// connected but never answered (the process hangs), or answered "not
+// ready" is proof. Silence (a timeout before connecting, an unreachable
+// host) is not: a dead instance and a cut link between two healthy
+// instances look the same from here, so before taking over a silent peer
+// the controller asks EC2 whether the instance is still running and
+// passing its status checks (ec2:DescribeInstanceStatus, at most once per
+// StatusEvery). A route is only replaced when it points at the failed peer
+// or at nothing, after reading it: never one an operator pointed elsewhere,
+// and never again one the peer has taken back (the pair disagrees: it
+// stops fighting and says so).
 package failover
 
 import (
@@ -64,8 +67,8 @@ type Options struct {
 	Metrics prometheus.Registerer // nil: no metrics
 	EC2     EC2
 	// Ready reports this instance's own health: nil when it can serve
-	// (table installed, listeners up, resolver answering). The health
-	// endpoint answers with it and no takeover happens without it.
+	// (table installed, listeners up, resolver answering). No takeover or
+	// fail-back happens without it, and the health endpoint reports it.
 	Ready func(context.Context) error
 
 	Self Identity // NetworkInterfaceID is required
@@ -79,14 +82,18 @@ type Options struct {
 
 	CheckInterval time.Duration // between checks of the peer; also each check's timeout
 	FailAfter     int           // failed checks in a row before the peer has failed
-	FailbackAfter time.Duration // own good health before taking home tables back
+	// FailbackAfter is the good health an instance needs before it takes
+	// its home tables back. It is also the grace given to a peer never yet
+	// seen healthy (both starting together) before its refusals count.
+	FailbackAfter time.Duration
 	// StatusEvery bounds ec2:DescribeInstanceStatus calls while the peer is
 	// silent (default 5s); ReconcileEvery is how often the routes are read
 	// anyway (default 30s), to notice changes made by others.
 	StatusEvery    time.Duration
 	ReconcileEvery time.Duration
-	// APITimeout bounds each EC2 call, retries included (default 10s);
-	// after a failed call the next waits RetryAfter (default 2s).
+	// APITimeout bounds each EC2 call, retries included (default 10s).
+	// After a failed call the next waits RetryAfter (default 2s), doubling
+	// up to ReconcileEvery while calls keep failing.
 	APITimeout time.Duration
 	RetryAfter time.Duration
 	// Client makes the health checks (default: no keep-alives, so that each
@@ -97,8 +104,15 @@ type Options struct {
 // Route change reasons, in logs and in egressd_ha_route_changes_total.
 const (
 	ReasonTakeover = "takeover" // the peer failed; its routes (or ours it held) now point here
-	ReasonFailback = "failback" // healthy for FailbackAfter: home routes point here again
+	ReasonFailback = "failback" // healthy for FailbackAfter and the peer agrees: home routes point here again
 	ReasonClaim    = "claim"    // a home route pointed at nothing
+)
+
+// Roles, for egressd_ha_role and the health answer.
+const (
+	RoleStandby  = "standby"  // no route table points here
+	RoleActive   = "active"   // home route tables point here
+	RoleTakeover = "takeover" // the peer's route tables point here too
 )
 
 // Controller runs the failover of one member of a pair.
@@ -106,27 +120,35 @@ type Controller struct {
 	opts    Options
 	log     zerolog.Logger
 	metrics *metrics
+	started time.Time
 
-	mu   sync.Mutex // guards peer and role, read by the health handler
-	peer Identity
-	role string
+	mu          sync.Mutex // guards the fields below, read by the health handler
+	peer        Identity
+	role        string
+	selfErr     error // the last self-check
+	selfChecked bool
+	peerHealthy bool // the last check of the peer succeeded
 
 	// Loop state (Run's goroutine only).
-	fails          int // peer checks failed in a row
-	lastCheck      checkResult
-	peerSeen       bool      // the peer has answered healthy at least once
-	peerDown       bool      // the peer has failed (with proof or EC2's word)
-	silentLogged   bool      // the "silent but running" warning was logged
-	statusAt       time.Time // last DescribeInstanceStatus
-	statusDead     bool      // its verdict
-	readySince     time.Time // own health good since (zero: not ready)
-	lastReconcile  time.Time
-	lastStep       time.Time       // when the last step ended
-	retryAt        time.Time       // after a failed EC2 call
-	failbackDone   bool            // this stretch of good health has reclaimed the home tables
-	takeoverDone   bool            // this failure of the peer has been acted on
-	warned         map[string]bool // warnOnce keys
-	lastReadyError string
+	fails         int // peer checks failed in a row
+	lastCheck     checkResult
+	peerSeen      bool      // the peer has answered healthy at least once
+	peerAgrees    bool      // the peer's last answer said it sees this instance healthy
+	peerDown      bool      // the peer has failed (with proof or EC2's word)
+	statusAt      time.Time // last DescribeInstanceStatus
+	statusDead    bool      // its verdict
+	statusSaid    string    // the last status verdict logged
+	readySince    time.Time // own health good since (zero: not ready)
+	lastReconcile time.Time
+	lastStep      time.Time // when the last step ended
+	retryAt       time.Time // after a failed EC2 call
+	retryDelay    time.Duration
+	lastAPIError  string
+	failbackDone  bool            // this stretch of good health has reclaimed the home tables
+	takeoverDone  bool            // this failure of the peer has been acted on
+	moved         map[string]bool // routes this instance took while the peer was failed
+	warned        map[string]bool // warnOnce keys
+	lastSelfError string
 }
 
 // New checks the options and returns a controller; Run starts it.
@@ -167,6 +189,7 @@ func New(opts Options) (*Controller, error) {
 		log:    opts.Log.With().Str("component", "ha").Logger(),
 		peer:   opts.Peer,
 		role:   RoleStandby,
+		moved:  map[string]bool{},
 		warned: map[string]bool{},
 	}
 	c.metrics = newMetrics(opts.Metrics)
@@ -176,6 +199,7 @@ func New(opts Options) (*Controller, error) {
 
 // Run checks the peer every CheckInterval and moves routes until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	c.started = time.Now()
 	c.log.Info().Str("instance", c.opts.Self.InstanceID).Str("interface", c.opts.Self.NetworkInterfaceID).
 		Str("peer", c.opts.PeerURL).Str("home_tables", refsString(c.opts.HomeTables)).
 		Str("peer_tables", refsString(c.opts.PeerTables)).Dur("check_interval", c.opts.CheckInterval).
@@ -199,73 +223,79 @@ func (c *Controller) step(ctx context.Context, now time.Time) {
 	// A process that did not run for longer than the peer needs to
 	// declare it failed (SIGSTOP, a paused VM) may have lost its tables:
 	// its good health starts again from now.
-	if stalled := now.Sub(c.lastStep); !c.lastStep.IsZero() && stalled > time.Duration(c.opts.FailAfter)*c.opts.CheckInterval+c.opts.CheckInterval {
+	if stalled := now.Sub(c.lastStep); !c.lastStep.IsZero() && stalled > time.Duration(c.opts.FailAfter+1)*c.opts.CheckInterval {
 		c.log.Warn().Dur("stalled", stalled).Msg("ha: this instance did not run for a while; the peer may have taken over its route tables: fail-back timer restarted")
 		c.readySince, c.failbackDone = time.Time{}, false
 	}
 	defer func() { c.lastStep = time.Now() }() // the gap is measured between steps, not across slow EC2 calls
+
 	selfReady := c.checkSelf(ctx, now)
-	c.checkPeer(ctx, now)
+	c.checkPeer(ctx, now, selfReady)
 	if ctx.Err() != nil || now.Before(c.retryAt) {
 		return
 	}
-	var err error
-	switch {
-	case c.peerDown && selfReady && !c.takeoverDone:
-		err = c.reconcile(ctx, now, ReasonTakeover)
-		c.takeoverDone = err == nil
-	case selfReady && !c.failbackDone && now.Sub(c.readySince) >= c.opts.FailbackAfter:
-		err = c.reconcile(ctx, now, ReasonFailback)
-		c.failbackDone = err == nil
-	case now.Sub(c.lastReconcile) >= c.opts.ReconcileEvery:
-		// A periodic read notices what others changed: home routes
-		// pointed at nothing, or (after a long stretch of good health)
-		// at the peer, are taken back.
-		reason := ""
-		switch {
-		case selfReady && c.peerDown:
-			reason = ReasonTakeover
-		case selfReady && now.Sub(c.readySince) >= c.opts.FailbackAfter:
-			reason = ReasonFailback
-		case selfReady:
-			reason = ReasonClaim
-		}
-		err = c.reconcile(ctx, now, reason)
+	readyLong := selfReady && now.Sub(c.readySince) >= c.opts.FailbackAfter
+	due := c.peerDown && selfReady && !c.takeoverDone ||
+		readyLong && !c.failbackDone ||
+		now.Sub(c.lastReconcile) >= c.opts.ReconcileEvery
+	if !due {
+		return
 	}
-	if err != nil {
-		c.retryAt = now.Add(c.opts.RetryAfter)
-		c.log.Error().Err(err).Time("retry_at", c.retryAt).Msg("ha: EC2 call failed; will retry")
+	reason := "" // read only
+	switch {
+	case c.peerDown && selfReady:
+		reason = ReasonTakeover
+	case readyLong && c.lastCheck == checkOK && c.peerAgrees:
+		reason = ReasonFailback
+	case selfReady:
+		// Home routes pointing at nothing are claimed at once; those the
+		// peer holds wait until it agrees this instance is healthy.
+		reason = ReasonClaim
+	}
+	if err := c.reconcile(ctx, now, reason); err != nil {
+		c.retryDelay = min(max(2*c.retryDelay, c.opts.RetryAfter), c.opts.ReconcileEvery)
+		c.retryAt = now.Add(c.retryDelay)
+		if msg := err.Error(); msg != c.lastAPIError {
+			c.lastAPIError = msg
+			c.log.Error().Err(err).Dur("retry_in", c.retryDelay).Msg("ha: EC2 call failed; will retry (backing off while it fails)")
+		}
+		return
+	}
+	if c.lastAPIError != "" {
+		c.log.Info().Msg("ha: EC2 calls succeed again")
+	}
+	c.retryDelay, c.lastAPIError = 0, ""
+	if reason == ReasonTakeover {
+		c.takeoverDone = true
+	}
+	if readyLong {
+		// Until the peer agrees (checkPeer then clears it) or the next
+		// periodic read.
+		c.failbackDone = true
 	}
 }
 
+// checkSelf runs the readiness checks and keeps the verdict for the
+// health endpoint.
 func (c *Controller) checkSelf(ctx context.Context, now time.Time) bool {
 	err := c.opts.Ready(ctx)
+	c.mu.Lock()
+	c.selfErr, c.selfChecked = err, true
+	c.mu.Unlock()
 	if err != nil {
-		if c.readySince.IsZero() && c.lastReadyError == err.Error() {
-			return false
+		if msg := err.Error(); msg != c.lastSelfError {
+			c.lastSelfError = msg
+			c.log.Warn().Err(err).Msg("ha: this instance is not ready: it answers its peer \"not ready\", and the peer takes over its route tables if it can")
 		}
-		c.lastReadyError = err.Error()
-		if !c.readySince.IsZero() || c.lastReconcile.IsZero() {
-			c.log.Warn().Err(err).Msg("ha: this instance is not ready: the peer will take over its route tables")
-		}
-		c.readySince = time.Time{}
-		c.failbackDone = false
+		c.readySince, c.failbackDone = time.Time{}, false
 		return false
 	}
 	if c.readySince.IsZero() {
-		c.readySince = now
-		c.lastReadyError = ""
-		c.log.Info().Dur("failback_after", c.opts.FailbackAfter).Msg("ha: this instance is ready; it takes its home route tables back once it has stayed ready for failback_after")
+		c.readySince, c.lastSelfError = now, ""
+		c.log.Info().Dur("failback_after", c.opts.FailbackAfter).Msg("ha: this instance is ready; it takes back home route tables its peer holds once it has stayed ready for failback_after and the peer agrees")
 	}
 	return true
 }
-
-// Roles, for egressd_ha_role and the health answer.
-const (
-	RoleStandby  = "standby"  // no route table points here
-	RoleActive   = "active"   // home route tables point here
-	RoleTakeover = "takeover" // the peer's route tables point here too
-)
 
 func refsString(refs []TableRef) string {
 	s := make([]string, len(refs))
@@ -281,10 +311,11 @@ func (c *Controller) peerIdentity() Identity {
 	return c.peer
 }
 
-// learnPeer fills in what is unknown of the peer's identity. The peer's
-// own health answer (current) also replaces what was learned before, as
-// when the peer instance was replaced behind the same interface; what the
-// config sets is never replaced.
+// learnPeer fills in what is unknown of the peer's identity. A current
+// source (the peer's own answer; the instance EC2 shows behind the peer's
+// interface) also replaces what was learned before, as when the peer
+// instance was replaced behind the same interface; what the config sets is
+// never replaced.
 func (c *Controller) learnPeer(id Identity, from string, current bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -298,7 +329,11 @@ func (c *Controller) learnPeer(id Identity, from string, current bool) {
 	learn(&c.peer.InstanceID, c.opts.Peer.InstanceID, id.InstanceID, c.opts.Self.InstanceID)
 	learn(&c.peer.NetworkInterfaceID, c.opts.Peer.NetworkInterfaceID, id.NetworkInterfaceID, c.opts.Self.NetworkInterfaceID)
 	if changed {
-		c.log.Info().Str("peer_instance", c.peer.InstanceID).Str("peer_interface", c.peer.NetworkInterfaceID).
+		ev := c.log.Info()
+		if strings.HasPrefix(from, "route table") {
+			ev = ev.Str("hint", "if that is not the peer (an old NAT instance?), set ha.peer_network_interface")
+		}
+		ev.Str("peer_instance", c.peer.InstanceID).Str("peer_interface", c.peer.NetworkInterfaceID).
 			Str("from", from).Msg("ha: learned the peer's identity")
 	}
 }
@@ -321,6 +356,47 @@ func (c *Controller) Role() string {
 	return c.role
 }
 
+// warnOnce runs warn the first time key is seen.
+func (c *Controller) warnOnce(key string, warn func()) {
+	if !c.warned[key] {
+		c.warned[key] = true
+		warn()
+	}
+}
+
 func joinNonEmpty(parts ...string) string {
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), " ")
+}
+
+// HandOver is for a planned stop, after Run has returned and the health
+// endpoint is closed (so the peer's checks are refused): it waits until no
+// default route points at this instance any more, the peer having taken
+// them over, so that the caller can keep serving until then. It returns
+// false at once if the peer was not healthy at the last check (nobody
+// would take over), and when ctx ends first.
+func (c *Controller) HandOver(ctx context.Context) bool {
+	c.mu.Lock()
+	healthy := c.peerHealthy
+	c.mu.Unlock()
+	if !healthy {
+		c.log.Warn().Msg("ha: stopping while the peer is not healthy: nobody takes over this instance's route tables")
+		return false
+	}
+	c.log.Info().Msg("ha: stopping: health endpoint closed; serving until the peer has taken over the route tables")
+	tick := time.NewTicker(c.opts.CheckInterval)
+	defer tick.Stop()
+	for {
+		routes, err := c.readRoutes(ctx)
+		if err == nil && roleOf(routes) == RoleStandby {
+			c.setRole(RoleStandby)
+			c.log.Info().Msg("ha: the peer has taken over this instance's route tables")
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			c.log.Warn().Err(err).Msg("ha: the peer did not take over in time; stopping anyway")
+			return false
+		case <-tick.C:
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,7 +45,8 @@ type peerMode int32
 const (
 	peerOK       peerMode = iota
 	peerNotReady          // 503, as egressd answers when it cannot serve
-	peerSilent            // never answers: a cut link or a hung host
+	peerHung              // connects, never answers: a hung process
+	peerSilent            // no connection at all: a cut link or a dead host
 	peerGone              // the port is closed: connection refused
 )
 
@@ -54,9 +56,20 @@ type fakePeer struct {
 	id   Identity
 }
 
+// dial connects to the fake peer, or, when it is silent, waits for the
+// check's deadline without connecting, as a SYN into a cut link does.
+func (p *fakePeer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if peerMode(p.mode.Load()) == peerSilent {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
 func (p *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch peerMode(p.mode.Load()) {
-	case peerSilent:
+	case peerHung:
 		<-r.Context().Done()
 		return
 	case peerNotReady:
@@ -64,7 +77,8 @@ func (p *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(healthAnswer{Ready: false, Identity: p.id, Failing: []string{"resolver: timeout"}})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(healthAnswer{Ready: true, Identity: p.id, Role: RoleActive})
+	// A healthy peer that sees this instance healthy too.
+	_ = json.NewEncoder(w).Encode(healthAnswer{Ready: true, Identity: p.id, Role: RoleActive, PeerHealthy: true})
 }
 
 // syncBuffer is a log sink safe for the controller and the test.
@@ -98,8 +112,9 @@ type fixture struct {
 
 // newFixture sets up the EC2 endpoint with both home tables pointing at
 // their instances (IPv4 and IPv6 default routes), and a healthy peer.
-// edit may change the options before the controller starts.
-func newFixture(t *testing.T, edit func(*Options)) *fixture {
+// edit may change the options and the EC2 state before the controller
+// starts.
+func newFixture(t *testing.T, edit func(*fixture, *Options)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), peer: &fakePeer{id: peer}}
 	f.ec2 = ec2api.New(ec2api.Options{AccessKeyID: "AKIDTEST"})
@@ -143,9 +158,10 @@ func newFixture(t *testing.T, edit func(*Options)) *fixture {
 		StatusEvery:    100 * time.Millisecond,
 		ReconcileEvery: time.Hour,
 		RetryAfter:     100 * time.Millisecond,
+		Client:         &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: f.peer.dial}},
 	}
 	if edit != nil {
-		edit(&opts)
+		edit(f, &opts)
 	}
 	ctrl, err := New(opts)
 	if err != nil {
@@ -235,7 +251,7 @@ func (f *fixture) holdNoChanges(d time.Duration) {
 }
 
 func TestTakeoverWithProof(t *testing.T) {
-	for name, mode := range map[string]peerMode{"refused": peerGone, "not ready": peerNotReady} {
+	for name, mode := range map[string]peerMode{"refused": peerGone, "not ready": peerNotReady, "no answer": peerHung} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, nil)
@@ -308,10 +324,11 @@ func TestNoTakeoverWhileNotReady(t *testing.T) {
 // Routes that point at neither instance of the pair belong to someone else.
 func TestForeignTargetLeftAlone(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
-	f.ec2.AddRouteTable(peerTable, map[string]string{"egressd-home": "peer"},
-		ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: other.NetworkInterfaceID},
-		ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
+	f := newFixture(t, func(f *fixture, _ *Options) {
+		f.ec2.AddRouteTable(peerTable, map[string]string{"egressd-home": "peer"},
+			ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: other.NetworkInterfaceID},
+			ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
+	})
 	f.waitLog(`"message":"ha: peer healthy"`)
 	f.setPeer(peerGone)
 	f.waitTarget(peerTable, "::/0", self.NetworkInterfaceID)
@@ -326,22 +343,22 @@ func TestForeignTargetLeftAlone(t *testing.T) {
 func TestClaimAndFailback(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	f := newFixture(t, func(o *Options) {
-		// Discover the peer from its answers instead.
-		o.Peer = Identity{}
+	f := newFixture(t, func(f *fixture, o *Options) {
+		o.Peer = Identity{} // learned from its answers instead
+		o.FailbackAfter = time.Second
+		f.ec2.AddRouteTable(homeTable, nil,
+			ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: "eni-0000000000000gone", State: "blackhole"},
+			ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
 	})
-	f.ec2.AddRouteTable(homeTable, nil,
-		ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: "eni-0000000000000gone", State: "blackhole"},
-		ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
 	f.waitTarget(homeTable, "0.0.0.0/0", self.NetworkInterfaceID)
 	claimed := time.Since(start)
 	f.waitTarget(homeTable, "::/0", self.NetworkInterfaceID)
 	back := time.Since(start)
-	if back < 300*time.Millisecond {
-		t.Errorf("the home route held by a healthy peer came back after %v, before FailbackAfter (300ms)", back)
+	if claimed > 500*time.Millisecond {
+		t.Errorf("the blackhole route was claimed after %v, not at once", claimed)
 	}
-	if claimed >= back {
-		t.Errorf("the blackhole route was claimed after %v, not before the fail-back (%v)", claimed, back)
+	if back < time.Second {
+		t.Errorf("the home route held by a healthy peer came back after %v, before FailbackAfter (1s)", back)
 	}
 	f.waitLog(`"reason":"claim"`)
 	f.waitLog(`"reason":"failback"`)
@@ -378,10 +395,12 @@ func TestHealthHandler(t *testing.T) {
 		}
 		return rec.Code, a
 	}
-	if code, a := get(); code != http.StatusOK || !a.Ready || a.Identity != self {
+	f.waitLog(`"message":"ha: peer healthy"`) // a step has run
+	if code, a := get(); code != http.StatusOK || !a.Ready || a.Identity != self || !a.PeerHealthy {
 		t.Errorf("ready: HTTP %d %+v", code, a)
 	}
 	f.setReady(errors.New("nftables: table inet egressd is missing"))
+	f.waitLog("this instance is not ready")
 	if code, a := get(); code != http.StatusServiceUnavailable || a.Ready || len(a.Failing) != 1 {
 		t.Errorf("not ready: HTTP %d %+v", code, a)
 	}
@@ -406,5 +425,219 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A peer never seen healthy may be starting: its refusals count only after
+// FailbackAfter.
+func TestUnseenPeerGetsAGrace(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	f := newFixture(t, func(f *fixture, o *Options) {
+		o.FailbackAfter = 600 * time.Millisecond
+		f.setPeer(peerGone)
+	})
+	f.waitTarget(peerTable, "0.0.0.0/0", self.NetworkInterfaceID)
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Errorf("a peer never seen healthy was taken over after %v, within its grace (600ms)", d)
+	}
+}
+
+// The instance behind the peer's interface is asked about, not the one
+// learned earlier: the peer may have been replaced.
+func TestSilentPeerAskedAboutCurrentInstance(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(f *fixture, o *Options) {
+		o.Peer = Identity{NetworkInterfaceID: peer.NetworkInterfaceID}
+		f.peer.id = Identity{InstanceID: "i-00000000000000old", NetworkInterfaceID: peer.NetworkInterfaceID}
+	})
+	f.waitLog(`"peer_instance":"i-00000000000000old"`)
+	f.setPeer(peerSilent)
+	f.waitLog("EC2 reports it running and healthy: not taking over")
+	f.waitLog(`"peer_instance":"` + peer.InstanceID + `"`)
+	f.holdNoChanges(300 * time.Millisecond)
+}
+
+// A table tagged as home by both instances has no owner: left alone.
+func TestTableInBothSetsLeftAlone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(f *fixture, o *Options) {
+		o.HomeTables = []TableRef{{TagKey: "egressd-home", TagValue: "self"}}
+		o.PeerTables = []TableRef{{TagKey: "egressd-pair", TagValue: "x"}, {ID: peerTable}}
+		f.ec2.AddRouteTable(homeTable, map[string]string{"egressd-home": "self", "egressd-pair": "x"},
+			ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: peer.NetworkInterfaceID})
+	})
+	f.waitLog("is in both ha.route_tables and ha.peer_route_tables")
+	f.setPeer(peerGone)
+	f.waitTarget(peerTable, "0.0.0.0/0", self.NetworkInterfaceID)
+	if got := f.target(homeTable, "0.0.0.0/0"); got != peer.NetworkInterfaceID {
+		t.Errorf("the table in both sets was moved to %s", got)
+	}
+}
+
+// pairMember is one controller of a two-controller test, with its health
+// endpoint served on loopback.
+type pairMember struct {
+	ctrl   *Controller
+	health *httptest.Server
+	logs   *syncBuffer
+}
+
+// startPair runs two controllers against one EC2 endpoint. peerURL(i)
+// says where member i checks its peer (given both health URLs).
+func startPair(t *testing.T, api *ec2api.Server, peerURL func(i int, health [2]string) string) [2]*pairMember {
+	t.Helper()
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	ids := [2]Identity{self, peer}
+	tables := [2]string{homeTable, peerTable}
+	var m [2]*pairMember
+	var urls [2]string
+	handlers := [2]http.Handler{}
+	for i := range 2 {
+		i := i
+		m[i] = &pairMember{logs: &syncBuffer{}}
+		m[i].health = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handlers[i].ServeHTTP(w, r) }))
+		t.Cleanup(m[i].health.Close)
+		urls[i] = m[i].health.URL + HealthPath
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if t.Failed() {
+			for i := range 2 {
+				t.Logf("member %d log:\n%s", i, m[i].logs.String())
+			}
+		}
+	})
+	for i := range 2 {
+		ctrl, err := New(Options{
+			Log: zerolog.New(m[i].logs),
+			EC2: ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""), RetryMaxAttempts: 1, HTTPClient: srv.Client()}),
+			Ready:          func(context.Context) error { return nil },
+			Self:           ids[i],
+			Peer:           ids[1-i],
+			PeerURL:        peerURL(i, urls),
+			HomeTables:     []TableRef{{ID: tables[i]}},
+			PeerTables:     []TableRef{{ID: tables[1-i]}},
+			CheckInterval:  20 * time.Millisecond,
+			FailAfter:      3,
+			FailbackAfter:  200 * time.Millisecond,
+			ReconcileEvery: 100 * time.Millisecond,
+			RetryAfter:     50 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[i].ctrl = ctrl
+		handlers[i] = ctrl.HealthHandler()
+	}
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = m[i].ctrl.Run(ctx)
+		}()
+	}
+	return m
+}
+
+func newPairAPI() *ec2api.Server {
+	api := ec2api.New(ec2api.Options{AccessKeyID: "AKIDTEST"})
+	api.AddInstance(self.InstanceID, self.NetworkInterfaceID)
+	api.AddInstance(peer.InstanceID, peer.NetworkInterfaceID)
+	api.AddRouteTable(homeTable, nil, ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: self.NetworkInterfaceID})
+	api.AddRouteTable(peerTable, nil, ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: peer.NetworkInterfaceID})
+	return api
+}
+
+// closedURL is a loopback URL nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + HealthPath
+}
+
+// When one member's checks of the other are refused while the other is
+// healthy and sees its peer fine, the first takes over once and the other
+// does not take its table back (its peer does not agree it is healthy):
+// no flapping, however often they reconcile.
+func TestPairDisagreementDoesNotFlap(t *testing.T) {
+	t.Parallel()
+	api := newPairAPI()
+	refused := closedURL(t)
+	startPair(t, api, func(i int, health [2]string) string {
+		if i == 1 {
+			return refused // member 1 cannot check member 0
+		}
+		return health[1]
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	for r, _ := api.Route(homeTable, "0.0.0.0/0"); r.NetworkInterfaceID != peer.NetworkInterfaceID; r, _ = api.Route(homeTable, "0.0.0.0/0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("member 1 never took over member 0's table: %+v", api.Changes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // ten reconciles each
+	if c := api.Changes(); len(c) != 1 {
+		t.Errorf("%d route changes, want the one takeover: %+v", len(c), c)
+	}
+}
+
+// When both members' checks are refused (each believes the other dead),
+// they may take each other's tables once, but stop when they see the
+// other take a route back: the changes stop.
+func TestPairMutualRefusalSettles(t *testing.T) {
+	t.Parallel()
+	api := newPairAPI()
+	urls := [2]string{closedURL(t), closedURL(t)}
+	startPair(t, api, func(i int, _ [2]string) string { return urls[i] })
+	time.Sleep(2 * time.Second)
+	settled := len(api.Changes())
+	time.Sleep(time.Second)
+	if n := len(api.Changes()); n != settled || n > 4 {
+		t.Errorf("route changes went from %d to %d in a second: the pair keeps fighting: %+v", settled, n, api.Changes())
+	}
+}
+
+// HandOver returns once the peer has the routes, and at once when the peer
+// is not healthy.
+func TestHandOver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	f.waitLog(`"message":"ha: peer healthy"`)
+	f.waitRole(RoleActive)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		f.ec2.AddRouteTable(homeTable, nil,
+			ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: peer.NetworkInterfaceID},
+			ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if !f.ctrl.HandOver(ctx) {
+		t.Fatal("HandOver returned false although the peer took the routes")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("HandOver returned after %v, before the peer took the routes", d)
+	}
+
+	g := newFixture(t, nil)
+	g.waitLog(`"message":"ha: peer healthy"`)
+	g.setPeer(peerGone)
+	g.waitLog("ha: peer check failed")
+	start = time.Now()
+	if g.ctrl.HandOver(ctx) || time.Since(start) > 100*time.Millisecond {
+		t.Error("HandOver waited for a peer that is not healthy")
 	}
 }

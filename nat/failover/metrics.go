@@ -29,14 +29,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"role"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressd_ha_peer_checks_total",
-			Help: "Health checks of the peer by result (ok, refused, not_ready, unreachable).",
+			Help: "Health checks of the peer by result (ok, refused, no_answer, not_ready, unreachable).",
 		}, []string{"result"}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressd_ha_ec2_calls_total",
 			Help: "EC2 API calls by action and result (ok, error): watch it against the account's API rate limits.",
 		}, []string{"action", "result"}),
 	}
-	for _, r := range []string{string(checkOK), string(checkRefused), string(checkNotReady), string(checkUnreachable)} {
+	for _, r := range []string{string(checkOK), string(checkRefused), string(checkNoAnswer), string(checkNotReady), string(checkUnreachable)} {
 		m.checks.WithLabelValues(r).Add(0)
 	}
 	if reg != nil {

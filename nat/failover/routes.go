@@ -58,24 +58,26 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 	home := map[string]bool{}
 	seen := map[string]bool{}
 	var tables []types.RouteTable
-	describe := func(in *ec2.DescribeRouteTablesInput, what string) (int, error) {
-		n := 0
+	// describe returns the IDs of the tables a tag finds.
+	describe := func(in *ec2.DescribeRouteTablesInput, what string) ([]string, error) {
+		var found []string
 		p := ec2.NewDescribeRouteTablesPaginator(c.opts.EC2, in)
 		for p.HasMorePages() {
 			out, err := p.NextPage(ctx)
 			c.metrics.apiCall("DescribeRouteTables", err)
 			if err != nil {
-				return n, fmt.Errorf("ec2:DescribeRouteTables %s: %w", what, err)
+				return nil, fmt.Errorf("ec2:DescribeRouteTables %s: %w", what, err)
 			}
 			for _, t := range out.RouteTables {
-				n++
-				if id := aws.ToString(t.RouteTableId); !seen[id] {
+				id := aws.ToString(t.RouteTableId)
+				found = append(found, id)
+				if !seen[id] {
 					seen[id] = true
 					tables = append(tables, t)
 				}
 			}
 		}
-		return n, nil
+		return found, nil
 	}
 	var ids []string
 	for _, ref := range append(slices.Clone(c.opts.HomeTables), c.opts.PeerTables...) {
@@ -102,22 +104,20 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 		if ref.ID != "" {
 			continue
 		}
-		before := len(tables)
-		n, err := describe(&ec2.DescribeRouteTablesInput{Filters: []types.Filter{{
+		found, err := describe(&ec2.DescribeRouteTablesInput{Filters: []types.Filter{{
 			Name: aws.String("tag:" + ref.TagKey), Values: []string{ref.TagValue},
 		}}}, ref.String())
 		if err != nil {
 			return nil, err
 		}
-		if n == 0 {
+		if len(found) == 0 {
 			c.warnOnce("notag:"+ref.String(), func() {
 				c.log.Warn().Str("route_tables", ref.String()).Msg("ha: no route table carries this tag")
 			})
 		}
-		for _, t := range tables[before:] {
-			tagged[ref] = append(tagged[ref], aws.ToString(t.RouteTableId))
-		}
+		tagged[ref] = found
 	}
+	peerSet := map[string]bool{}
 	for _, ref := range c.opts.HomeTables {
 		if ref.ID != "" {
 			home[ref.ID] = true
@@ -126,6 +126,28 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 			home[id] = true
 		}
 	}
+	for _, ref := range c.opts.PeerTables {
+		if ref.ID != "" {
+			peerSet[ref.ID] = true
+		}
+		for _, id := range tagged[ref] {
+			peerSet[id] = true
+		}
+	}
+	// A table that is both (two tags on one table) has no one home
+	// instance: both would claim it. Leave it alone.
+	tables = slices.DeleteFunc(tables, func(t types.RouteTable) bool {
+		id := aws.ToString(t.RouteTableId)
+		if !home[id] || !peerSet[id] {
+			return false
+		}
+		c.warnOnce("both:"+id, func() {
+			c.log.Error().Str("route_table", id).Str("home_tables", refsString(c.opts.HomeTables)).
+				Str("peer_tables", refsString(c.opts.PeerTables)).
+				Msg("ha: route table is in both ha.route_tables and ha.peer_route_tables (by tag?): leaving it alone; give each table one home")
+		})
+		return true
+	})
 
 	var routes []defaultRoute
 	for _, t := range tables {
@@ -155,6 +177,10 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 					Msg("ha: route table has no 0.0.0.0/0 route; egressd only replaces routes: create one pointing at the home instance's interface")
 			})
 		}
+	}
+	c.learnFromRoutes(routes)
+	for i := range routes {
+		routes[i] = c.classify(routes[i])
 	}
 	slices.SortFunc(routes, func(a, b defaultRoute) int {
 		if a.table != b.table {
@@ -211,6 +237,26 @@ func (c *Controller) classify(r defaultRoute) defaultRoute {
 	return r
 }
 
+// learnFromRoutes learns the peer's identity from its tables: the instance
+// EC2 shows behind the peer's known interface (current: it may have been
+// replaced), or, while the peer's interface is unknown, the interface its
+// tables point at.
+func (c *Controller) learnFromRoutes(routes []defaultRoute) {
+	peer := c.peerIdentity()
+	for _, r := range routes {
+		if r.home || r.blackhole || r.other != "" {
+			continue
+		}
+		switch {
+		case peer.NetworkInterfaceID != "" && r.target.NetworkInterfaceID == peer.NetworkInterfaceID:
+			c.learnPeer(Identity{InstanceID: r.target.InstanceID}, "route table "+r.table, true)
+		case peer.NetworkInterfaceID == "" && r.kind == targetForeign:
+			c.learnPeer(r.target, "route table "+r.table, false)
+			peer = c.peerIdentity()
+		}
+	}
+}
+
 // reconcile reads the routes and moves those that reason calls for:
 // takeover: every route (home or peer) pointing at the peer or at nothing;
 // failback: home routes pointing at the peer or at nothing; claim: home
@@ -220,21 +266,6 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 	routes, err := c.readRoutes(ctx)
 	if err != nil {
 		return err
-	}
-	// The peer tables' current targets tell what is still unknown of the
-	// peer: its interface (a target that is not this instance's, at the
-	// first read) and its instance (EC2 names the instance behind an
-	// interface target).
-	if peer := c.peerIdentity(); peer.NetworkInterfaceID == "" || peer.InstanceID == "" {
-		for _, r := range routes {
-			unknownPeer := r.kind == targetForeign && r.other == "" && peer.NetworkInterfaceID == ""
-			if !r.home && !r.blackhole && (unknownPeer || r.kind == targetPeer) {
-				c.learnPeer(r.target, "route table "+r.table, false)
-			}
-		}
-		for i := range routes {
-			routes[i] = c.classify(routes[i])
-		}
 	}
 	var errs []error
 	for i, r := range routes {
@@ -246,6 +277,16 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 					Msg("ha: route points at neither this instance nor its peer: leaving it alone")
 			})
 		case targetPeer:
+			if c.moved[routeKey(r)] {
+				// It was ours this failure, and the peer took it back: the
+				// peer is alive enough to call EC2, yet fails our checks.
+				// Fighting would flap the route; leave it to the peer.
+				c.warnOnce("contested:"+routeKey(r), func() {
+					c.log.Error().Str("route_table", r.table).Str("destination", r.destination).
+						Msg("ha: the peer took back a route this instance took over, yet fails its checks: the pair disagrees (check ha.listen, ha.peer and firewalls between them); not moving it again until the peer answers")
+				})
+				continue
+			}
 			move = reason == ReasonTakeover || reason == ReasonFailback && r.home
 		case targetNothing:
 			move = reason == ReasonTakeover || r.home && (reason == ReasonFailback || reason == ReasonClaim)
@@ -261,11 +302,16 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 			errs = append(errs, err)
 			continue
 		}
+		if reason == ReasonTakeover {
+			c.moved[routeKey(r)] = true
+		}
 		routes[i].kind = targetSelf
 	}
 	c.setRole(roleOf(routes))
 	return errors.Join(errs...)
 }
+
+func routeKey(r defaultRoute) string { return r.table + " " + r.destination }
 
 func roleOf(routes []defaultRoute) string {
 	role := RoleStandby
@@ -307,12 +353,4 @@ func (c *Controller) replace(ctx context.Context, r defaultRoute, reason string)
 		Bool("home_table", r.home).Str("peer_check", string(c.lastCheck)).
 		Dur("api_ms", time.Since(start)).Msg("ha: route moved")
 	return nil
-}
-
-// warnOnce runs warn the first time key is seen.
-func (c *Controller) warnOnce(key string, warn func()) {
-	if !c.warned[key] {
-		c.warned[key] = true
-		warn()
-	}
 }
