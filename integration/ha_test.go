@@ -358,6 +358,9 @@ func testFailoverAndFailback(t *testing.T, sig syscall.Signal) {
 		if err := e.procs[0].Wait(ctx); err != nil {
 			t.Errorf("gw-a's egressd after SIGTERM: %v", err)
 		}
+		if !strings.Contains(e.procs[0].Output(), "ha: the peer has taken over this instance's route tables") {
+			t.Error("the stopping gw-a did not see its peer take over before it stopped accepting")
+		}
 	}
 	e.mustVia(0, 1)
 	e.mustVia(1, 1)

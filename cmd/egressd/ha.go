@@ -15,7 +15,10 @@ import (
 // startHA starts the failover controller and the health endpoint the peer
 // checks (ha section). stop ends both; the peer then sees its checks
 // refused and takes over this instance's route tables.
-func (d *daemon) startHA(ctx context.Context, h config.HA) (stop func(), err error) {
+//
+// ctx bounds the start (a stop signal ends it); the controller runs until
+// stop. stop's own ctx cuts the hand-over short (a second stop signal).
+func (d *daemon) startHA(ctx, runParent context.Context, h config.HA) (stop func(context.Context), err error) {
 	client, self, err := failover.NewAWS(ctx, failover.AWSOptions{
 		Region:   h.Region,
 		Endpoint: h.Endpoint,
@@ -66,25 +69,28 @@ func (d *daemon) startHA(ctx context.Context, h config.HA) (stop func(), err err
 		Str("instance", self.InstanceID).Str("interface", self.NetworkInterfaceID).
 		Msg(fmt.Sprintf("ha: health endpoint on %s", failover.HealthPath))
 
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(runParent)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = ctrl.Run(runCtx)
 	}()
 	var once sync.Once
-	return func() {
+	return func(stopCtx context.Context) {
 		once.Do(func() {
 			_ = srv.Close() // the peer's checks are refused from now on
 			cancel()
 			<-done
 			// Keep serving until the peer has the routes, then a little
 			// longer: EC2 applies a route change within seconds.
-			hctx, hcancel := context.WithTimeout(context.Background(),
+			hctx, hcancel := context.WithTimeout(stopCtx,
 				time.Duration(h.FailAfter+2)*h.CheckInterval+10*time.Second)
 			defer hcancel()
 			if ctrl.HandOver(hctx) {
-				time.Sleep(handoverLinger)
+				select {
+				case <-time.After(handoverLinger):
+				case <-stopCtx.Done():
+				}
 			}
 			d.log.Info().Msg("ha: stopped")
 		})
@@ -94,4 +100,4 @@ func (d *daemon) startHA(ctx context.Context, h config.HA) (stop func(), err err
 // handoverLinger is how long a stopping instance keeps serving after its
 // peer has taken over its routes, for the packets EC2 still sends it while
 // the change spreads.
-const handoverLinger = 2 * time.Second
+const handoverLinger = 5 * time.Second

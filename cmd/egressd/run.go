@@ -170,13 +170,13 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		Str("admin", cfg.Listen.Admin).Int("max_connections", d.settings(cfg).MaxConnections).
 		Msg("egressd serving")
 
-	stopHA := func() {}
+	stopHA := func(context.Context) {}
 	if cfg.HA.Enabled {
-		if stopHA, err = d.startHA(serveCtx, cfg.HA); err != nil {
+		if stopHA, err = d.startHA(ctx, serveCtx, cfg.HA); err != nil {
 			return err
 		}
 	}
-	defer stopHA()
+	defer stopHA(context.Background())
 
 	go d.watchConfig(serveCtx)
 	hup := make(chan os.Signal, 1)
@@ -198,10 +198,13 @@ loop:
 			break loop
 		}
 	}
+	// A second stop signal cuts the hand-over and the drain short.
+	again, stopAgain := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopAgain()
 	// With ha, keep serving until the peer has taken over the routes
 	// (its checks are refused from now on); then stop accepting and let
 	// the open connections drain.
-	stopHA()
+	stopHA(again)
 	stopServing()
 	// Both accept loops must have returned before Drain waits for the
 	// connections they started.
@@ -213,7 +216,7 @@ loop:
 	d.serving.Store(false)
 	drain := d.cfg.Load().Limits.DrainTimeout
 	d.log.Info().Int64("open_connections", d.gw.Active()).Dur("drain_timeout", drain).Msg("stopping: no new connections; draining")
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	dctx, cancel := context.WithTimeout(again, drain)
 	defer cancel()
 	if n := d.gw.Drain(dctx); n > 0 {
 		d.log.Warn().Int("closed", n).Msg("drain timeout: closed the connections still open")

@@ -96,6 +96,10 @@ type Options struct {
 	// up to ReconcileEvery while calls keep failing.
 	APITimeout time.Duration
 	RetryAfter time.Duration
+	// ContestedAfter (default 10s): a route this instance took over that
+	// shows the peer again later than this was taken back by the peer (not
+	// an EC2 read lagging the change), and is not fought over.
+	ContestedAfter time.Duration
 	// Client makes the health checks (default: no keep-alives, so that each
 	// check tells about the peer's process now, not about an old connection).
 	Client *http.Client
@@ -136,7 +140,6 @@ type Controller struct {
 	peerAgrees    bool      // the peer's last answer said it sees this instance healthy
 	peerDown      bool      // the peer has failed (with proof or EC2's word)
 	statusAt      time.Time // last DescribeInstanceStatus
-	statusDead    bool      // its verdict
 	statusSaid    string    // the last status verdict logged
 	readySince    time.Time // own health good since (zero: not ready)
 	lastReconcile time.Time
@@ -144,10 +147,11 @@ type Controller struct {
 	retryAt       time.Time // after a failed EC2 call
 	retryDelay    time.Duration
 	lastAPIError  string
-	failbackDone  bool            // this stretch of good health has reclaimed the home tables
-	takeoverDone  bool            // this failure of the peer has been acted on
-	moved         map[string]bool // routes this instance took while the peer was failed
-	warned        map[string]bool // warnOnce keys
+	failbackDone  bool                 // this stretch of good health has reclaimed the home tables
+	failbackHeld  bool                 // ...or would have, but the peer did not agree then
+	takeoverDone  bool                 // this failure of the peer has been acted on
+	moved         map[string]time.Time // routes this instance took while the peer was failed, and when
+	warned        map[string]bool      // warnOnce keys
 	lastSelfError string
 }
 
@@ -181,6 +185,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 2 * time.Second
 	}
+	if opts.ContestedAfter <= 0 {
+		opts.ContestedAfter = 10 * time.Second
+	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 	}
@@ -189,7 +196,7 @@ func New(opts Options) (*Controller, error) {
 		log:    opts.Log.With().Str("component", "ha").Logger(),
 		peer:   opts.Peer,
 		role:   RoleStandby,
-		moved:  map[string]bool{},
+		moved:  map[string]time.Time{},
 		warned: map[string]bool{},
 	}
 	c.metrics = newMetrics(opts.Metrics)
@@ -272,6 +279,7 @@ func (c *Controller) step(ctx context.Context, now time.Time) {
 		// Until the peer agrees (checkPeer then clears it) or the next
 		// periodic read.
 		c.failbackDone = true
+		c.failbackHeld = reason != ReasonFailback
 	}
 }
 
@@ -373,24 +381,29 @@ func joinNonEmpty(parts ...string) string {
 // default route points at this instance any more, the peer having taken
 // them over, so that the caller can keep serving until then. It returns
 // false at once if the peer was not healthy at the last check (nobody
-// would take over), and when ctx ends first.
+// would take over) or nothing points here, and when ctx ends first.
 func (c *Controller) HandOver(ctx context.Context) bool {
 	c.mu.Lock()
 	healthy := c.peerHealthy
 	c.mu.Unlock()
-	if !healthy {
-		c.log.Warn().Msg("ha: stopping while the peer is not healthy: nobody takes over this instance's route tables")
+	if !healthy || !c.peerAgrees {
+		c.log.Warn().Msg("ha: stopping while the peer is not healthy (or has not seen this instance healthy): nobody takes over this instance's route tables")
 		return false
 	}
-	c.log.Info().Msg("ha: stopping: health endpoint closed; serving until the peer has taken over the route tables")
 	tick := time.NewTicker(c.opts.CheckInterval)
 	defer tick.Stop()
-	for {
+	for first := true; ; first = false {
 		routes, err := c.readRoutes(ctx)
 		if err == nil && roleOf(routes) == RoleStandby {
+			if first {
+				return false // nothing points here: nothing to hand over
+			}
 			c.setRole(RoleStandby)
 			c.log.Info().Msg("ha: the peer has taken over this instance's route tables")
 			return true
+		}
+		if first {
+			c.log.Info().Msg("ha: stopping: health endpoint closed; serving until the peer has taken over the route tables")
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/egressd/egressd/integration/lab/ec2api"
 )
@@ -107,6 +109,7 @@ type fixture struct {
 	logs    *syncBuffer
 	reg     *prometheus.Registry
 	ctrl    *Controller
+	stop    func() // ends Run and waits for it
 	peerURL string
 }
 
@@ -152,7 +155,7 @@ func newFixture(t *testing.T, edit func(*fixture, *Options)) *fixture {
 		PeerURL:        f.peerURL,
 		HomeTables:     []TableRef{{ID: homeTable}},
 		PeerTables:     []TableRef{{TagKey: "egressd-home", TagValue: "peer"}},
-		CheckInterval:  20 * time.Millisecond,
+		CheckInterval:  50 * time.Millisecond,
 		FailAfter:      3,
 		FailbackAfter:  300 * time.Millisecond,
 		StatusEvery:    100 * time.Millisecond,
@@ -174,9 +177,10 @@ func newFixture(t *testing.T, edit func(*fixture, *Options)) *fixture {
 		defer close(done)
 		_ = ctrl.Run(ctx)
 	}()
+	var once sync.Once
+	f.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		f.stop()
 		if t.Failed() {
 			t.Logf("controller log:\n%s", f.logs.String())
 		}
@@ -205,10 +209,10 @@ func (f *fixture) target(table, cidr string) string {
 	return r.NetworkInterfaceID
 }
 
-// waitTarget waits up to 3 s for a table's default route to point at want.
+// waitTarget waits up to 6 s for a table's default route to point at want.
 func (f *fixture) waitTarget(table, cidr, want string) {
 	f.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for f.target(table, cidr) != want {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("%s %s points at %s, want %s", table, cidr, f.target(table, cidr), want)
@@ -217,10 +221,10 @@ func (f *fixture) waitTarget(table, cidr, want string) {
 	}
 }
 
-// waitRole waits up to 3 s for the controller's role.
+// waitRole waits up to 6 s for the controller's role.
 func (f *fixture) waitRole(want string) {
 	f.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for f.ctrl.Role() != want {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("role %s, want %s", f.ctrl.Role(), want)
@@ -229,10 +233,10 @@ func (f *fixture) waitRole(want string) {
 	}
 }
 
-// waitLog waits up to 3 s for a log line containing s.
+// waitLog waits up to 6 s for a log line containing s.
 func (f *fixture) waitLog(s string) {
 	f.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for !strings.Contains(f.logs.String(), s) {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("no log line with %q", s)
@@ -523,11 +527,12 @@ func startPair(t *testing.T, api *ec2api.Server, peerURL func(i int, health [2]s
 			PeerURL:        peerURL(i, urls),
 			HomeTables:     []TableRef{{ID: tables[i]}},
 			PeerTables:     []TableRef{{ID: tables[1-i]}},
-			CheckInterval:  20 * time.Millisecond,
+			CheckInterval:  50 * time.Millisecond,
 			FailAfter:      3,
 			FailbackAfter:  200 * time.Millisecond,
 			ReconcileEvery: 100 * time.Millisecond,
 			RetryAfter:     50 * time.Millisecond,
+			ContestedAfter: 300 * time.Millisecond,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -554,16 +559,23 @@ func newPairAPI() *ec2api.Server {
 	return api
 }
 
-// closedURL is a loopback URL nothing listens on.
+// closedURL is a loopback URL whose port is bound but not listening, so
+// connecting is refused, and no server of the test can get it.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + HealthPath
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d%s", sa.(*unix.SockaddrInet4).Port, HealthPath)
 }
 
 // When one member's checks of the other are refused while the other is
@@ -580,7 +592,7 @@ func TestPairDisagreementDoesNotFlap(t *testing.T) {
 		}
 		return health[1]
 	})
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for r, _ := api.Route(homeTable, "0.0.0.0/0"); r.NetworkInterfaceID != peer.NetworkInterfaceID; r, _ = api.Route(homeTable, "0.0.0.0/0") {
 		if time.Now().After(deadline) {
 			t.Fatalf("member 1 never took over member 0's table: %+v", api.Changes())
@@ -594,8 +606,8 @@ func TestPairDisagreementDoesNotFlap(t *testing.T) {
 }
 
 // When both members' checks are refused (each believes the other dead),
-// they may take each other's tables once, but stop when they see the
-// other take a route back: the changes stop.
+// they take each other's tables for a while (ContestedAfter), but stop
+// once they see the other take a route back: the changes stop.
 func TestPairMutualRefusalSettles(t *testing.T) {
 	t.Parallel()
 	api := newPairAPI()
@@ -604,38 +616,50 @@ func TestPairMutualRefusalSettles(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	settled := len(api.Changes())
 	time.Sleep(time.Second)
-	if n := len(api.Changes()); n != settled || n > 4 {
+	if n := len(api.Changes()); n != settled {
 		t.Errorf("route changes went from %d to %d in a second: the pair keeps fighting: %+v", settled, n, api.Changes())
 	}
 }
 
 // HandOver returns once the peer has the routes, and at once when the peer
-// is not healthy.
+// is not healthy or nothing points here.
 func TestHandOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	f.waitLog(`"message":"ha: peer healthy"`)
 	f.waitRole(RoleActive)
+	f.stop() // as on a stop: Run has ended
 	go func() {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		f.ec2.AddRouteTable(homeTable, nil,
 			ec2api.Route{DestinationCIDR: "0.0.0.0/0", NetworkInterfaceID: peer.NetworkInterfaceID},
 			ec2api.Route{DestinationCIDR: "::/0", NetworkInterfaceID: peer.NetworkInterfaceID})
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
 	if !f.ctrl.HandOver(ctx) {
 		t.Fatal("HandOver returned false although the peer took the routes")
 	}
-	if d := time.Since(start); d < 200*time.Millisecond {
+	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("HandOver returned after %v, before the peer took the routes", d)
+	}
+	start = time.Now()
+	if f.ctrl.HandOver(ctx) || time.Since(start) > time.Second {
+		t.Error("HandOver with nothing pointing here did not return false at once")
 	}
 
 	g := newFixture(t, nil)
 	g.waitLog(`"message":"ha: peer healthy"`)
 	g.setPeer(peerGone)
-	g.waitLog("ha: peer check failed")
+	deadline := time.Now().Add(6 * time.Second)
+	for testutil.ToFloat64(g.ctrl.metrics.peerHealthy) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer never looked unhealthy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.stop()
 	start = time.Now()
 	if g.ctrl.HandOver(ctx) || time.Since(start) > 100*time.Millisecond {
 		t.Error("HandOver waited for a peer that is not healthy")

@@ -82,6 +82,9 @@ func (c *Controller) probe(ctx context.Context) (checkResult, string, *healthAns
 		a.InstanceID != "" && a.InstanceID == self.InstanceID {
 		return checkUnreachable, "the answer comes from this instance: ha.peer must be the other instance's ha.listen", nil
 	}
+	if want := c.opts.Peer.NetworkInterfaceID; want != "" && a.NetworkInterfaceID != want {
+		return checkUnreachable, fmt.Sprintf("the answer comes from %q, not the peer's interface %s (ha.peer_network_interface): is ha.peer the peer's address?", a.NetworkInterfaceID, want), nil
+	}
 	if resp.StatusCode != http.StatusOK || !a.Ready {
 		return checkNotReady, fmt.Sprintf("peer reports not ready: %v", a.Failing), &a
 	}
@@ -120,13 +123,15 @@ func (c *Controller) checkPeer(ctx context.Context, now time.Time, selfReady boo
 	proof := res.proof() && (c.peerSeen || now.Sub(c.started) >= c.opts.FailbackAfter)
 	if proof {
 		c.peerDown = true
-	} else if c.statusAt.IsZero() || now.Sub(c.statusAt) >= c.opts.StatusEvery {
+	} else if !c.peerDown && (c.statusAt.IsZero() || now.Sub(c.statusAt) >= c.opts.StatusEvery) {
 		// Silence: ask EC2 (rarely) whether the peer instance is still up.
+		// A peer once failed stays failed until it answers.
 		c.statusAt = now
-		c.statusDead = c.askEC2(ctx, detail)
-		c.peerDown = c.statusDead
+		c.peerDown = c.askEC2(ctx, detail)
 	}
 	if c.peerDown && !wasDown {
+		// A takeover is due now, whatever backoff earlier failures set.
+		c.retryAt, c.retryDelay = time.Time{}, 0
 		ev := c.log.Warn().Str("check", string(res)).Str("detail", detail).Int("failed_checks", c.fails)
 		if selfReady {
 			ev.Msg("ha: peer failed: taking over its route tables")
@@ -145,12 +150,12 @@ func (c *Controller) peerOK(answer *healthAnswer) {
 	case c.fails > 0:
 		c.log.Info().Int("failed_checks", c.fails).Msg("ha: peer healthy again before failing")
 	}
-	if recovered || answer.PeerHealthy && !c.peerAgrees {
-		c.failbackDone = false // look at the home tables again now
+	if recovered || answer.PeerHealthy && (!c.peerAgrees || c.failbackHeld) {
+		c.failbackDone, c.failbackHeld = false, false // look at the home tables again now
 	}
 	c.peerSeen, c.peerAgrees = true, answer.PeerHealthy
 	c.fails = 0
-	c.peerDown, c.takeoverDone, c.statusDead = false, false, false
+	c.peerDown, c.takeoverDone = false, false
 	c.statusAt, c.statusSaid = time.Time{}, ""
 	clear(c.moved)
 	for k := range c.warned {

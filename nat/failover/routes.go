@@ -277,7 +277,8 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 					Msg("ha: route points at neither this instance nor its peer: leaving it alone")
 			})
 		case targetPeer:
-			if c.moved[routeKey(r)] {
+			// Not just after our own move: EC2 reads may lag a change.
+			if at, ok := c.moved[routeKey(r)]; ok && now.Sub(at) > c.opts.ContestedAfter {
 				// It was ours this failure, and the peer took it back: the
 				// peer is alive enough to call EC2, yet fails our checks.
 				// Fighting would flap the route; leave it to the peer.
@@ -302,8 +303,8 @@ func (c *Controller) reconcile(ctx context.Context, now time.Time, reason string
 			errs = append(errs, err)
 			continue
 		}
-		if reason == ReasonTakeover {
-			c.moved[routeKey(r)] = true
+		if _, ok := c.moved[routeKey(r)]; !ok && reason == ReasonTakeover {
+			c.moved[routeKey(r)] = now // the first move of this failure
 		}
 		routes[i].kind = targetSelf
 	}
