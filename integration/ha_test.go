@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,7 +87,7 @@ func newHAEnv(t *testing.T) *haEnv {
 	e.ec2 = ec2api.New(ec2api.Options{
 		AccessKeyID: haAccessKey,
 		OnReplaceRoute: func(ctx context.Context, c ec2api.RouteChange) error {
-			subnet, gw := index(haTable[:], c.RouteTableID), index(haInterface[:], c.To.NetworkInterfaceID)
+			subnet, gw := slices.Index(haTable[:], c.RouteTableID), slices.Index(haInterface[:], c.To.NetworkInterfaceID)
 			if subnet < 0 || gw < 0 || c.DestinationCIDR != "0.0.0.0/0" {
 				return fmt.Errorf("lab has no route for %+v", c)
 			}
@@ -106,15 +107,6 @@ func newHAEnv(t *testing.T) *haEnv {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return e
-}
-
-func index(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // config is gateway i's egressd config. gw-a names its peer's tables by
@@ -192,6 +184,17 @@ func (e *haEnv) start(i int) *lab.Process {
 	return p
 }
 
+// newRunningHAEnv is newHAEnv with egressd running on both gateways, each
+// having seen the other healthy.
+func newRunningHAEnv(t *testing.T) *haEnv {
+	t.Helper()
+	e := newHAEnv(t)
+	e.start(0)
+	e.start(1)
+	e.waitPeersHealthy()
+	return e
+}
+
 // waitPeersHealthy waits until both instances have seen each other healthy.
 func (e *haEnv) waitPeersHealthy() {
 	e.t.Helper()
@@ -256,8 +259,9 @@ func (e *haEnv) waitRoute(table, want string, within time.Duration) time.Time {
 	for {
 		r, ok := e.ec2.Route(table, "0.0.0.0/0")
 		if ok && r.NetworkInterfaceID == want {
-			for _, c := range slicesReverse(e.ec2.Changes()) {
-				if c.RouteTableID == table && c.To.NetworkInterfaceID == want {
+			changes := e.ec2.Changes()
+			for i := len(changes) - 1; i >= 0; i-- {
+				if c := changes[i]; c.RouteTableID == table && c.To.NetworkInterfaceID == want {
 					return c.Time
 				}
 			}
@@ -268,14 +272,6 @@ func (e *haEnv) waitRoute(table, want string, within time.Duration) time.Time {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func slicesReverse[T any](s []T) []T {
-	out := make([]T, len(s))
-	for i, v := range s {
-		out[len(s)-1-i] = v
-	}
-	return out
 }
 
 // routeMoves returns the "ha: route moved" log lines of a process once
@@ -313,10 +309,7 @@ func TestHAFailoverAndFailback(t *testing.T) {
 }
 
 func testFailoverAndFailback(t *testing.T, sig syscall.Signal) {
-	e := newHAEnv(t)
-	e.start(0)
-	e.start(1)
-	e.waitPeersHealthy()
+	e := newRunningHAEnv(t)
 	e.mustVia(0, 0)
 	e.mustVia(1, 1)
 	e.mustBeDenied(0)
@@ -413,10 +406,7 @@ func haPartition() time.Duration {
 // keep serving their own clients throughout.
 func TestHAPartitionMakesNoRouteChanges(t *testing.T) {
 	t.Parallel()
-	e := newHAEnv(t)
-	e.start(0)
-	e.start(1)
-	e.waitPeersHealthy()
+	e := newRunningHAEnv(t)
 	ctx := context.Background()
 	if err := e.pair.CutPair(ctx); err != nil {
 		t.Fatal(err)
@@ -463,10 +453,7 @@ func TestHAPartitionMakesNoRouteChanges(t *testing.T) {
 // takes its table back after failback_after.
 func TestHAHungProcessIsTakenOver(t *testing.T) {
 	t.Parallel()
-	e := newHAEnv(t)
-	e.start(0)
-	e.start(1)
-	e.waitPeersHealthy()
+	e := newRunningHAEnv(t)
 	frozen := time.Now()
 	if err := e.procs[1].Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -509,10 +496,7 @@ func TestHAHungProcessIsTakenOver(t *testing.T) {
 // table; with the link and gw-b back, gw-b takes its table back.
 func TestHASilentPeerIsTakenOverOnlyOnceEC2SaysItIsDown(t *testing.T) {
 	t.Parallel()
-	e := newHAEnv(t)
-	e.start(0)
-	e.start(1)
-	e.waitPeersHealthy()
+	e := newRunningHAEnv(t)
 	ctx := context.Background()
 	if err := e.pair.CutPair(ctx); err != nil {
 		t.Fatal(err)
@@ -549,10 +533,7 @@ func TestHASilentPeerIsTakenOverOnlyOnceEC2SaysItIsDown(t *testing.T) {
 // after failback_after, and neither touches the other's.
 func TestHABothRestartedEachReclaimsOnlyItsOwnTables(t *testing.T) {
 	t.Parallel()
-	e := newHAEnv(t)
-	e.start(0)
-	e.start(1)
-	e.waitPeersHealthy()
+	e := newRunningHAEnv(t)
 	for _, p := range e.procs {
 		if err := p.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)

@@ -115,13 +115,7 @@ func New(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if cerr := l.Close(); cerr != nil {
-				err = fmt.Errorf("%w (and cleaning up: %v)", err, cerr)
-			}
-		}
-	}()
+	defer l.closeOnError(&err)
 	if l.Client, err = l.NewNetns(ctx, "client"); err != nil {
 		return nil, err
 	}
@@ -376,6 +370,17 @@ func (l *Lab) Close() error {
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// closeOnError removes the lab if *err is set: deferred by the
+// constructors, so that a failed build leaves nothing behind.
+func (l *Lab) closeOnError(err *error) {
+	if *err == nil {
+		return
+	}
+	if cerr := l.Close(); cerr != nil {
+		*err = fmt.Errorf("%w (and cleaning up: %v)", *err, cerr)
+	}
 }
 
 // track registers p to be killed by Close; it fails if the lab is closed.

@@ -55,13 +55,7 @@ func NewPair(ctx context.Context, opts Options) (_ *Pair, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if cerr := l.Close(); cerr != nil {
-				err = fmt.Errorf("%w (and cleaning up: %v)", err, cerr)
-			}
-		}
-	}()
+	defer l.closeOnError(&err)
 	p := &Pair{Lab: l}
 	for i, side := range []string{"a", "b"} {
 		if p.Clients[i], err = l.NewNetns(ctx, "client-"+side); err != nil {
@@ -182,21 +176,27 @@ func (p *Pair) PointSubnet(ctx context.Context, i, g int) error {
 // the two gateways' VPC addresses; HealPair restores the link. The
 // gateways still reach the clients, the internet and the API.
 func (p *Pair) CutPair(ctx context.Context) error {
-	a, b := PairGatewayAddr4[0].String(), PairGatewayAddr4[1].String()
-	for _, r := range [][2]string{{a, b}, {b, a}} {
-		if err := ip(ctx, "-n", p.VPC.Name, "rule", "add", "pref", "50", "from", r[0], "to", r[1], "blackhole"); err != nil {
-			return fmt.Errorf("lab: cutting the link between the gateways: %w", err)
-		}
+	if err := p.pairRules(ctx, "add"); err != nil {
+		return fmt.Errorf("lab: cutting the link between the gateways: %w", err)
 	}
 	return nil
 }
 
 // HealPair undoes CutPair.
 func (p *Pair) HealPair(ctx context.Context) error {
+	if err := p.pairRules(ctx, "del"); err != nil {
+		return fmt.Errorf("lab: restoring the link between the gateways: %w", err)
+	}
+	return nil
+}
+
+// pairRules adds or deletes the VPC router's blackhole rules between the
+// gateways, both ways.
+func (p *Pair) pairRules(ctx context.Context, op string) error {
 	a, b := PairGatewayAddr4[0].String(), PairGatewayAddr4[1].String()
 	for _, r := range [][2]string{{a, b}, {b, a}} {
-		if err := ip(ctx, "-n", p.VPC.Name, "rule", "del", "pref", "50", "from", r[0], "to", r[1], "blackhole"); err != nil {
-			return fmt.Errorf("lab: restoring the link between the gateways: %w", err)
+		if err := ip(ctx, "-n", p.VPC.Name, "rule", op, "pref", "50", "from", r[0], "to", r[1], "blackhole"); err != nil {
+			return err
 		}
 	}
 	return nil

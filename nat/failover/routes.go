@@ -1,10 +1,12 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,6 +60,12 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 	home := map[string]bool{}
 	seen := map[string]bool{}
 	var tables []types.RouteTable
+	add := func(t types.RouteTable) {
+		if id := aws.ToString(t.RouteTableId); !seen[id] {
+			seen[id] = true
+			tables = append(tables, t)
+		}
+	}
 	// describe returns the IDs of the tables a tag finds.
 	describe := func(in *ec2.DescribeRouteTablesInput, what string) ([]string, error) {
 		var found []string
@@ -69,12 +77,8 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 				return nil, fmt.Errorf("ec2:DescribeRouteTables %s: %w", what, err)
 			}
 			for _, t := range out.RouteTables {
-				id := aws.ToString(t.RouteTableId)
-				found = append(found, id)
-				if !seen[id] {
-					seen[id] = true
-					tables = append(tables, t)
-				}
+				found = append(found, aws.ToString(t.RouteTableId))
+				add(t)
 			}
 		}
 		return found, nil
@@ -93,10 +97,7 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 			return nil, fmt.Errorf("ec2:DescribeRouteTables %v: %w (check the IDs in ha.route_tables and ha.peer_route_tables and the instance role's ec2:DescribeRouteTables permission)", ids, err)
 		}
 		for _, t := range out.RouteTables {
-			if id := aws.ToString(t.RouteTableId); !seen[id] {
-				seen[id] = true
-				tables = append(tables, t)
-			}
+			add(t)
 		}
 	}
 	tagged := map[TableRef][]string{}
@@ -183,22 +184,9 @@ func (c *Controller) readRoutes(ctx context.Context) ([]defaultRoute, error) {
 		routes[i] = c.classify(routes[i])
 	}
 	slices.SortFunc(routes, func(a, b defaultRoute) int {
-		if a.table != b.table {
-			return cmpString(a.table, b.table)
-		}
-		return cmpString(a.destination, b.destination)
+		return cmp.Or(strings.Compare(a.table, b.table), strings.Compare(a.destination, b.destination))
 	})
 	return routes, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // foreignTarget describes a target that is neither an instance nor a

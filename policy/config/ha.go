@@ -98,13 +98,6 @@ func (p *parser) ha(key string, n *yaml.Node) {
 			*dst = s
 		}
 	}
-	dur := func(dst *time.Duration) func(string, *yaml.Node) {
-		return func(key string, n *yaml.Node) {
-			if d, ok := p.duration(key, n); ok {
-				*dst = d
-			}
-		}
-	}
 	p.mapping(n, key, []field{
 		{"provider", func(key string, n *yaml.Node) {
 			if s, ok := p.enum(key, n, "aws"); ok {
@@ -160,7 +153,7 @@ func (p *parser) ha(key string, n *yaml.Node) {
 			}
 			h.Endpoint = s
 		}},
-		{"check_interval", dur(&h.CheckInterval)},
+		{"check_interval", p.durationInto(&h.CheckInterval)},
 		{"fail_after", func(key string, n *yaml.Node) {
 			const want = "a number of failed checks in a row from 1 to 100, such as 4"
 			v, ok := p.integer(key, n, want)
@@ -173,7 +166,7 @@ func (p *parser) ha(key string, n *yaml.Node) {
 			}
 			h.FailAfter = int(v)
 		}},
-		{"failback_after", dur(&h.FailbackAfter)},
+		{"failback_after", p.durationInto(&h.FailbackAfter)},
 	})
 	p.checkHA(key, n)
 }

@@ -429,6 +429,15 @@ func (p *parser) duration(key string, n *yaml.Node) (time.Duration, bool) {
 	return d, true
 }
 
+// durationInto returns a field reader storing a valid duration in dst.
+func (p *parser) durationInto(dst *time.Duration) func(string, *yaml.Node) {
+	return func(key string, n *yaml.Node) {
+		if d, ok := p.duration(key, n); ok {
+			*dst = d
+		}
+	}
+}
+
 // seq reads a list node. A null value is an empty list when nullOK.
 func (p *parser) seq(key string, n *yaml.Node, what string, nullOK bool) ([]*yaml.Node, bool) {
 	if isNull(n) {
@@ -636,11 +645,7 @@ func (p *parser) upstream(key string, n *yaml.Node) {
 			}
 			u.Resolver = s
 		}},
-		{"dial_timeout", func(key string, n *yaml.Node) {
-			if d, ok := p.duration(key, n); ok {
-				u.DialTimeout = d
-			}
-		}},
+		{"dial_timeout", p.durationInto(&u.DialTimeout)},
 	})
 }
 
@@ -668,15 +673,8 @@ func checkResolver(s string) error {
 
 func (p *parser) limits(key string, n *yaml.Node) {
 	l := &p.cfg.Limits
-	dur := func(dst *time.Duration) func(string, *yaml.Node) {
-		return func(key string, n *yaml.Node) {
-			if d, ok := p.duration(key, n); ok {
-				*dst = d
-			}
-		}
-	}
 	p.mapping(n, key, []field{
-		{"sniff_timeout", dur(&l.SniffTimeout)},
+		{"sniff_timeout", p.durationInto(&l.SniffTimeout)},
 		{"max_connections", func(key string, n *yaml.Node) {
 			const want = "a number of connections above 0, such as 50000"
 			v, ok := p.integer(key, n, want)
@@ -689,8 +687,8 @@ func (p *parser) limits(key string, n *yaml.Node) {
 			}
 			l.MaxConnections = int(v)
 		}},
-		{"idle_timeout", dur(&l.IdleTimeout)},
-		{"drain_timeout", dur(&l.DrainTimeout)},
+		{"idle_timeout", p.durationInto(&l.IdleTimeout)},
+		{"drain_timeout", p.durationInto(&l.DrainTimeout)},
 	})
 }
 
